@@ -1,0 +1,1 @@
+"""Gymnasium tasks where memory and continuous time matter."""

@@ -1,0 +1,1 @@
+"""ncp_policies.cells"""
