@@ -1,4 +1,12 @@
-"""Wirings: which neuron connects to which (TEMPORARY re-export, replaced by our own implementation)."""
-from ncps.wirings import AutoNCP, FullyConnected, NCP, Random, Wiring  # noqa: F401  # TEMP
+"""Wirings: which neuron connects to which, as signed adjacency matrices that cells read.
+
+Attribute-compatible with ``ncps.wirings`` 1.0.1 (same seeds give bit-identical matrices), with an
+idempotent ``build``, exact ``to_config`` / ``Wiring.from_config`` round trips, neuron ``roles`` and
+``draw_graph``.
+"""
+from .base import Wiring
+from .fully_connected import FullyConnected
+from .ncp import NCP, AutoNCP
+from .random import Random
 
 __all__ = ["Wiring", "FullyConnected", "Random", "NCP", "AutoNCP"]
