@@ -1,0 +1,132 @@
+"""Build and import the C++ kernels of this folder (a torch JIT extension).
+
+The first use on a machine compiles ``ltc.cpp`` with ``torch.utils.cpp_extension.load`` (about
+15-25 s) into torch's extensions directory (``$TORCH_EXTENSIONS_DIR``, by default
+``~/.cache/torch_extensions``); later processes import the cached library directly. The library
+name carries a hash of the source, the compiler flags, the torch version and the CPU capability,
+so a changed source or a different torch never loads a stale build. Concurrent first uses (e.g.
+pytest-xdist workers) are serialised by torch's lock file in the build directory: one process
+compiles, the others wait and import.
+
+Set ``NCP_POLICIES_NO_EXT=1`` to never build or load the extension (pure-torch kernels are used).
+A failed build warns once and the pure-torch kernels are used.
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+import sys
+import time
+import warnings
+from pathlib import Path
+from types import ModuleType
+from typing import Optional
+
+import torch
+
+__all__ = ["load_ltc_extension", "extension_disabled_by_env", "LTC_SOURCE"]
+
+LTC_SOURCE = Path(__file__).with_name("ltc.cpp")
+
+# A lock file older than this is taken to be left behind by a killed build.
+_STALE_LOCK_SECONDS = 600.0
+
+_NOT_TRIED = object()
+_cached: object = _NOT_TRIED  # the module, None (unavailable), or _NOT_TRIED
+
+
+def extension_disabled_by_env() -> bool:
+    """Whether ``NCP_POLICIES_NO_EXT`` asks for the pure-torch kernels (``1``, ``true``, ``yes``)."""
+    return os.environ.get("NCP_POLICIES_NO_EXT", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def _cflags() -> list[str]:
+    # No errno / FP-trap semantics: lets the compiler vectorise the sigmoid loops.
+    flags = ["-O3", "-fno-math-errno", "-fno-trapping-math"]
+    capability = torch.backends.cpu.get_cpu_capability()
+    if capability in ("AVX2", "AVX512"):
+        flags += ["-mavx2", "-mfma"]
+    return flags
+
+
+def _library_name(cflags: list[str]) -> str:
+    digest = hashlib.sha256()
+    digest.update(LTC_SOURCE.read_bytes())
+    digest.update(" ".join(cflags).encode())
+    digest.update(torch.__version__.encode())
+    digest.update(torch.backends.cpu.get_cpu_capability().encode())
+    return f"ncp_policies_ltc_{digest.hexdigest()[:12]}"
+
+
+def _import_built(name: str, build_dir: Path) -> Optional[ModuleType]:
+    """Import an already-built library without running ninja; None if there is none (yet)."""
+    if (build_dir / "lock").exists():
+        return None  # another process is building it right now: go through torch's lock
+    for suffix in (".so", ".pyd"):  # what torch.utils.cpp_extension.load names the library
+        path = build_dir / f"{name}{suffix}"
+        if path.is_file():
+            spec = importlib.util.spec_from_file_location(name, path)
+            if spec is None or spec.loader is None:
+                return None
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+            sys.modules[name] = module
+            return module
+    return None
+
+
+def _build(verbose: bool) -> ModuleType:
+    from torch.utils import cpp_extension
+
+    cflags = _cflags()
+    name = _library_name(cflags)
+    build_dir = Path(cpp_extension._get_build_directory(name, verbose))
+    try:
+        module = _import_built(name, build_dir)
+    except ImportError:
+        module = None  # a broken or partial file: let ninja rebuild it
+    if module is not None:
+        return module
+    lock = build_dir / "lock"
+    if lock.exists() and time.time() - lock.stat().st_mtime > _STALE_LOCK_SECONDS:
+        raise RuntimeError(
+            f"the build lock {lock} is older than {_STALE_LOCK_SECONDS:.0f} s; a previous build was "
+            "probably killed. Delete that file to rebuild."
+        )
+    return cpp_extension.load(
+        name=name,
+        sources=[str(LTC_SOURCE)],
+        extra_cflags=cflags,
+        build_directory=str(build_dir),
+        verbose=verbose,
+    )
+
+
+def load_ltc_extension(verbose: bool = False) -> Optional[ModuleType]:
+    """The compiled LTC kernels, building them on first use; None when disabled or unavailable.
+
+    The result (success or failure) is cached for the process; a failure warns once.
+
+    :param verbose: print the compiler's output while building.
+    :return: the extension module (functions ``unfold_forward``, ``unfold_backward``,
+        ``step_inference``), or None.
+    """
+    global _cached
+    if _cached is not _NOT_TRIED:
+        return _cached  # type: ignore[return-value]
+    if extension_disabled_by_env():
+        _cached = None
+        return None
+    try:
+        _cached = _build(verbose)
+    except Exception as error:  # noqa: BLE001 -- any build problem means: use the torch path
+        warnings.warn(
+            f"ncp_policies: could not build the C++ LTC kernel ({type(error).__name__}: {error}); "
+            "using the slower pure-torch kernel. Needs a C++ compiler (g++) and ninja; set "
+            "NCP_POLICIES_NO_EXT=1 to silence this.",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+        _cached = None
+    return _cached  # type: ignore[return-value]
