@@ -161,8 +161,10 @@ def _ncps_cell(implicit, input_mapping="affine", output_mapping="affine", dtype=
 
 @pytest.mark.parametrize("use_compiled", [True, False])
 @pytest.mark.parametrize("implicit", [False, True])
-def test_unfold_matches_ncps_cell(compiled, monkeypatch, use_compiled, implicit):
+def test_unfold_matches_ncps_cell(request, monkeypatch, use_compiled, implicit):
     """ltc_unfold_sequence given the terms of an ncps LTCCell steps like the cell: states and gradients."""
+    if use_compiled:
+        request.getfixturevalue("compiled")
     monkeypatch.setattr(K, "USE_EXTENSION", use_compiled)
     cell = _ncps_cell(implicit, dtype=torch.float64)
     p = dict(cell.named_parameters())
@@ -200,7 +202,10 @@ def test_unfold_matches_ncps_cell(compiled, monkeypatch, use_compiled, implicit)
 @pytest.mark.parametrize("implicit", [False, True])
 @pytest.mark.parametrize("mapping", ["affine", "linear", "none"])
 @pytest.mark.parametrize("batch", [1, 10])
-def test_step_inference_matches_ncps(compiled, implicit, mapping, batch):
+@pytest.mark.parametrize("fn", [K.ltc_step_inference, K.ltc_step_inference_torch], ids=["compiled", "torch"])
+def test_step_inference_matches_ncps(request, fn, implicit, mapping, batch):
+    if fn is K.ltc_step_inference:
+        request.getfixturevalue("compiled")
     cell = _ncps_cell(implicit, input_mapping=mapping, output_mapping=mapping)
     gen = torch.Generator().manual_seed(5)
     x = torch.randn(batch, 5, generator=gen)
@@ -213,11 +218,10 @@ def test_step_inference_matches_ncps(compiled, implicit, mapping, batch):
         params, input_mapping=mapping, output_mapping=mapping, motor_size=3,
         implicit_param_constraints=implicit, ode_unfolds=UNFOLDS, epsilon=EPS,
     )
-    for fn in (K.ltc_step_inference, K.ltc_step_inference_torch):
-        out, h_new = fn(x, h, ts, **kwargs)
-        assert _rel(h_new, h_ref) <= 2e-6, fn.__name__
-        assert _rel(out, out_ref) <= 2e-6, fn.__name__
-        assert not out.requires_grad and not h_new.requires_grad
+    out, h_new = fn(x, h, ts, **kwargs)
+    assert _rel(h_new, h_ref) <= 2e-6
+    assert _rel(out, out_ref) <= 2e-6
+    assert not out.requires_grad and not h_new.requires_grad
 
 
 def test_step_inference_float64_compiled_equals_torch(compiled):
