@@ -3,9 +3,10 @@
 Training step: forward + backward of a (B=32, T=64, F=8) batch through
   LTC on AutoNCP(32, 4), wired CfC on AutoNCP(32, 4), dense CfC (64 units), and nn.LSTM(8, 64)
   as a reference point.
-Rollout step: one time step at batch 1 under torch.no_grad(): the LTC layer on a (1, 1, 8) input
-  (the path a policy takes per environment step) and its cell's fused ``inference_step`` (one C++
-  call), against ncps' LTC layer and LTCCell, with nn.LSTMCell(8, 64) as a reference point.
+Rollout step: one time step at batch 1 and 8 under torch.no_grad(), for each network: the cell
+  ``cell(x, h)`` and the layer's ``run`` / ``forward`` on a (B, 1, 8) input (the path a policy
+  takes per environment step); ncps' LTC cell and layer, and nn.LSTMCell(8, 64) as the reference
+  point of the "within 2x" targets. Each target is printed as PASS or MISS.
 
 Before timing, every pair is checked: ncps' state_dict is loaded into ours (strict) and the
 outputs and final states must agree within 1e-5; the script exits with status 1 otherwise.
@@ -141,47 +142,80 @@ def main(argv: Optional[List[str]] = None) -> int:
     t_lstm_train = best_time(train_step(lstm, x), repeats)
     rows.append((f"train nn.LSTM({FEATURES}, {DENSE_UNITS}) (reference)", t_lstm_train, None))
 
-    print(f"Timing one rollout step at batch 1, no_grad, min of {repeats} x {step_calls} calls ...")
     ours_ltc, ref_ltc = pairs[0][1], pairs[0][2]
     x1 = torch.randn(1, 1, FEATURES, generator=gen)
     h1 = torch.zeros(1, UNITS)
-    lstm_cell = nn.LSTMCell(FEATURES, DENSE_UNITS)
-    hc = (torch.zeros(1, DENSE_UNITS), torch.zeros(1, DENSE_UNITS))
     with torch.no_grad():
         out_o, h_o = ours_ltc(x1, h1)
         out_r, h_r = ref_ltc(x1, h1)
-        step_err = max(float((out_o - out_r).abs().max()), float((h_o - h_r).abs().max()))
-        if not step_err <= TOLERANCE:
-            print(f"LTC step: outputs differ from ncps by {step_err:.3g}", file=sys.stderr)
-            return 1
-        ours_cell, ref_cell = ours_ltc.rnn_cell, ref_ltc.rnn_cell
-        x1_step = x1[:, 0]
-        t_step, t_step_ref, t_cell, t_cell_ref, t_lstm = interleaved(
-            [
-                lambda: ours_ltc(x1, h1),
-                lambda: ref_ltc(x1, h1),
-                lambda: ours_cell.inference_step(x1_step, h1, 1.0),
-                lambda: ref_cell(x1_step, h1),
-                lambda: lstm_cell(x1_step, hc),
-            ],
-            repeats,
-            inner=step_calls,
-        )
-    rows.append((f"step LTC layer, (1, 1, {FEATURES}) input", t_step, t_step_ref))
-    rows.append(("step LTC cell (ours: fused inference_step)", t_cell, t_cell_ref))
-    rows.append((f"step nn.LSTMCell({FEATURES}, {DENSE_UNITS}) (reference)", t_lstm, None))
+    step_err = max(float((out_o - out_r).abs().max()), float((h_o - h_r).abs().max()))
+    if not step_err <= TOLERANCE:
+        print(f"LTC step: outputs differ from ncps by {step_err:.3g}", file=sys.stderr)
+        return 1
+
+    targets = [  # (name, measured, target, higher is better)
+        ("train LTC >= 5x ncps", rows[0][2] / rows[0][1], 5.0, True),
+        ("train wired CfC >= 3x ncps", rows[1][2] / rows[1][1], 3.0, True),
+        ("train dense CfC >= 2x ncps", rows[2][2] / rows[2][1], 2.0, True),
+    ]
+    for batch in (1, 8):
+        print(f"Timing one rollout step at batch {batch}, no_grad, min of {repeats} x {step_calls} calls ...")
+        step_rows, lstm_time = rollout_rows(pairs, batch, gen, repeats, step_calls)
+        rows += step_rows
+        for name, t_ours, _ in step_rows:
+            if name.startswith("step LTC") and "ncps" not in name:
+                targets.append((f"{name} <= 2x nn.LSTMCell", t_ours / lstm_time, 2.0, False))
 
     print()
-    print(f"{'benchmark':<48} {'ours':>10} {'ncps':>10} {'ncps/ours':>10}")
+    print(f"{'benchmark':<52} {'ours':>10} {'ncps':>10} {'ncps/ours':>10}")
     for name, t_ours, t_ref in rows:
         ref_col = f"{_fmt(t_ref):>10}" if t_ref is not None else f"{'-':>10}"
         ratio = f"{t_ref / t_ours:>9.1f}x" if t_ref is not None else f"{'-':>10}"
-        print(f"{name:<48} {_fmt(t_ours):>10} {ref_col} {ratio}")
-    print(
-        f"\nLTC step / nn.LSTMCell step (target <= 2): layer {t_step / t_lstm:.2f}x, "
-        f"fused cell {t_cell / t_lstm:.2f}x"
-    )
+        print(f"{name:<52} {_fmt(t_ours):>10} {ref_col} {ratio}")
+    print("\nTargets:")
+    for name, value, target, higher in targets:
+        ok = value >= target if higher else value <= target
+        print(f"  {'PASS' if ok else 'MISS'}  {name:<60} {value:6.2f}x")
     return 0
+
+
+def rollout_rows(
+    pairs: List[Tuple[str, nn.Module, nn.Module]], batch: int, gen: torch.Generator, repeats: int, calls: int
+) -> Tuple[List[Tuple[str, float, Optional[float]]], float]:
+    """One no-grad step at ``batch``: cells ``cell(x, h)`` and layers ``run`` / ``forward`` on (B, 1, F).
+
+    :return: (rows (name, ours, ncps or None), the nn.LSTMCell(F, 64) reference time).
+    """
+    x = torch.randn(batch, 1, FEATURES, generator=gen)
+    x_step = x[:, 0]
+    lstm_cell = nn.LSTMCell(FEATURES, DENSE_UNITS)
+    hc = (torch.zeros(batch, DENSE_UNITS), torch.zeros(batch, DENSE_UNITS))
+    names = ["LTC", "wired CfC", "dense CfC"]
+    fns, labels, has_ref = [], [], []
+    for short, (_, ours, ref) in zip(names, pairs):
+        h = torch.zeros(batch, ours.state_size)
+        fns += [
+            lambda c=ours.rnn_cell, h=h: c(x_step, h),
+            lambda m=ours, h=h: m.run(x, h),
+            lambda m=ours, h=h: m(x, h),
+        ]
+        labels += [f"step {short} cell(x, h), B={batch}", f"step {short} layer.run, B={batch}",
+                   f"step {short} layer(x, h), B={batch}"]
+        if short == "LTC":
+            fns += [lambda c=ref.rnn_cell, h=h: c(x_step, h), lambda m=ref, h=h: m(x, h)]
+    fns.append(lambda: lstm_cell(x_step, hc))
+    with torch.no_grad():
+        times = interleaved(fns, repeats, inner=calls)
+    ltc_ours, ltc_ref = times[:3], times[3:5]
+    rest = times[5:-1]
+    out: List[Tuple[str, float, Optional[float]]] = [
+        (labels[0], ltc_ours[0], ltc_ref[0]),
+        (labels[1], ltc_ours[1], None),
+        (labels[2], ltc_ours[2], ltc_ref[1]),
+    ]
+    out += [(label, t, None) for label, t in zip(labels[3:], rest)]
+    out.append((f"step nn.LSTMCell({FEATURES}, {DENSE_UNITS}), B={batch} (reference)", times[-1], None))
+    return out, times[-1]
 
 
 def _fmt(seconds: float) -> str:

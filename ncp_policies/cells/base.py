@@ -8,8 +8,9 @@ on the state out of the time loop:
 * ``step(seq, t, h)`` advances the state by one time step using those constants;
 * ``unroll(seq, h0, keep)`` optionally runs the whole sequence in one fused call (returns ``None``
   when the cell has no such path, and the loop then calls ``step`` T times);
-* ``inference_step(x, h, timespans)`` optionally runs one step without autograd in one fused call
-  (rollouts; ``None`` when the cell has no such path).
+* ``inference_step(x, h, timespans)`` optionally runs one step without autograd on cached
+  weight-only constants and returns ``(output, state)`` (rollouts; ``None`` when the cell has no
+  such path).
 
 The cell's own one-step ``forward`` (ncps-compatible) is built from the same three functions, so the
 formulas exist once.
@@ -18,7 +19,8 @@ from __future__ import annotations
 
 import abc
 import numbers
-from typing import Any, Callable, Dict, Optional, TypeVar, Union
+import operator
+from typing import Any, Callable, Dict, List, Optional, Tuple, TypeVar, Union
 
 import torch
 from torch import Tensor, nn
@@ -80,13 +82,15 @@ class SequenceCell(nn.Module, metaclass=abc.ABCMeta):
         """
         return None
 
-    def inference_step(self, x: Tensor, h: Tensor, timespans: Timespans) -> Optional[Tensor]:
-        """One step without autograd through a fused fast path, or ``None`` when there is none.
+    def inference_step(self, x: Tensor, h: Tensor, timespans: Timespans) -> Optional[Tuple[Tensor, Tensor]]:
+        """One step without autograd through a fast path, or ``None`` when there is none.
+
+        Called only with gradients off (rollouts); the result equals ``readout(step(...))``.
 
         :param x: (B, F) inputs.
         :param h: (B, N) state before the step.
         :param timespans: a float or (B, 1, 1) tensor.
-        :return: (B, N) state after the step, or ``None``.
+        :return: ``(output (B, O), state after the step (B, N))``, or ``None``.
         """
         return None
 
@@ -126,9 +130,10 @@ class SequenceCell(nn.Module, metaclass=abc.ABCMeta):
                 f"got {tuple(hx.shape)}"
             )
         timespans = step_timespans(ts, input)
-        h = None if torch.is_grad_enabled() else self.inference_step(input, hx, timespans)
-        if h is None:
-            h = self.step(self.prepare_sequence(input.unsqueeze(1), timespans), 0, hx)
+        fast = None if torch.is_grad_enabled() else self.inference_step(input, hx, timespans)
+        if fast is not None:
+            return fast
+        h = self.step(self.prepare_sequence(input.unsqueeze(1), timespans), 0, hx)
         return self.readout(h), h
 
 
@@ -201,38 +206,68 @@ def check_wiring(wiring: Any, name: str = "wiring") -> None:
         )
 
 
-def cached_constants(module: nn.Module, key: Any, build: Callable[[], T]) -> T:
+def cached_constants(module: nn.Module, key: Any, build: Callable[[], T], slot: str = "_constants_cache") -> T:
     """``build()``, reused while gradients are off and no parameter or buffer has changed.
 
     The weight-only constants of a cell (fused, masked, constrained matrices) are the same for
     every rollout step; rebuilding them costs more than the step itself. With gradients on they
     are always rebuilt (they must be part of the autograd graph). A parameter counts as changed when
     its storage (``.data`` reassigned, ``.to()``) or its version counter (in-place update by an
-    optimiser, ``load_state_dict``, ``clamp_``) changes.
+    optimiser, ``load_state_dict``, ``clamp_``) changes, or when it is replaced by another object.
 
     :param module: the cell; the cache lives in its ``__dict__``.
     :param key: anything else the constants depend on (e.g. a folded timespan).
     :param build: computes the constants.
+    :param slot: the cache's name in ``module.__dict__`` (one value per slot).
     :return: the constants.
     """
     if torch.is_grad_enabled():
         return build()
-    modules = module.__dict__.get("_constants_modules")
-    if modules is None:  # the cells' module trees are fixed at construction
-        modules = module.__dict__["_constants_modules"] = list(module.modules())
+    tensors = _module_tensors(module)
     try:
-        state = tuple(
-            (t.data_ptr(), t._version)
-            for m in modules
-            for t in (*m._parameters.values(), *m._buffers.values())
-            if t is not None
-        )
+        state = (*map(_version_of, tensors), *map(Tensor.data_ptr, tensors))
     except RuntimeError:  # inference tensors (made under torch.inference_mode) have no version counter
         return build()
-    full_key = (key, state)
-    cache = module.__dict__.get("_constants_cache")
-    if cache is not None and cache[0] == full_key:
+    cache = module.__dict__.get(slot)
+    if cache is not None and cache[0] == key and cache[1] == state and _same_objects(cache[2], tensors):
+        return cache[3]
+    value = build()
+    module.__dict__[slot] = (key, state, tensors, value)
+    return value
+
+
+def cached_on_identity(module: nn.Module, name: str, build: Callable[[], T]) -> T:
+    """``build()``, reused while the module tree holds the same parameter and buffer objects.
+
+    For values that *refer to* the parameters rather than being computed from them (a bound
+    argument tuple): in-place updates are seen through the references, so only a replaced
+    parameter (``module.w = nn.Parameter(...)``, ``load_state_dict(..., assign=True)``) rebuilds.
+
+    :param module: the cell; the cache lives in its ``__dict__`` under ``name``.
+    :param name: the cache's name (several caches may live on one module).
+    :param build: computes the value.
+    :return: the value.
+    """
+    tensors = _module_tensors(module)
+    cache = module.__dict__.get(name)
+    if cache is not None and _same_objects(cache[0], tensors):
         return cache[1]
     value = build()
-    module.__dict__["_constants_cache"] = (full_key, value)
+    module.__dict__[name] = (tensors, value)
     return value
+
+
+def _version_of(t: Tensor) -> int:
+    return t._version
+
+
+def _module_tensors(module: nn.Module) -> List[Tensor]:
+    """Every parameter and buffer of the module tree (the tree itself is fixed at construction)."""
+    modules = module.__dict__.get("_constants_modules")
+    if modules is None:
+        modules = module.__dict__["_constants_modules"] = list(module.modules())
+    return [t for m in modules for d in (m._parameters, m._buffers) for t in d.values() if t is not None]
+
+
+def _same_objects(a: List[Any], b: List[Any]) -> bool:
+    return len(a) == len(b) and all(map(operator.is_, a, b))

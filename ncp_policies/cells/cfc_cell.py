@@ -10,6 +10,7 @@ constants are cached between calls (rollouts).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
 import numpy as np
@@ -18,6 +19,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .base import SequenceCell, Timespans, cached_constants
+from .cfc_kernel import _extension_for, cfc_step, cfc_unroll
 from .cfc_math import ACTIVATIONS, MODES, cfc_combine
 
 
@@ -38,10 +40,16 @@ class CfCSequence:
     """Per-sequence constants of a dense CfC cell."""
 
     weights: CfCWeights
-    xp: Tuple[Tensor, ...]  # T x (B, U): input part of the first linear map, bias included
+    xp_seq: Tensor  # (B, T, U): input part of the first linear map, bias included
     ts: Union[float, Tuple[Tensor, ...]]  # float or T x (B, 1)
     activation: Callable[[Tensor], Tensor]  # the backbone activation (tanh when lecun's is folded)
     dropouts: List[Optional[nn.Dropout]]  # after backbone layers 2..
+
+    @cached_property
+    def xp(self) -> Tuple[Tensor, ...]:
+        """T x (B, U), unbound once: indexing a step out of a (B, T, U) tensor T times would cost
+        O(T^2) in backward."""
+        return self.xp_seq.unbind(1)
 
 
 class CfCCell(SequenceCell):
@@ -186,8 +194,7 @@ class CfCCell(SequenceCell):
         """
         fold = timespans if isinstance(timespans, float) else None
         weights = cached_constants(self, fold, lambda: self._weights(fold))
-        # unbind once: indexing a step out of a (B, T, U) tensor T times would cost O(T^2) in backward
-        xp = F.linear(x, weights.in_w, weights.in_b).unbind(1)
+        xp = F.linear(x, weights.in_w, weights.in_b)
         ts = timespans if fold is not None else timespans.unbind(1)
         return CfCSequence(weights, xp, ts, self._activation(), self._dropouts())
 
@@ -223,6 +230,44 @@ class CfCCell(SequenceCell):
             z = torch.addmm(weights.head_b, z, weights.head_wt)  # (B, K*H)
         folded = isinstance(seq.ts, float)
         return self.combine(z, seq.ts if folded else seq.ts[t], folded)
+
+    def _compiled_ok(self, folded: bool) -> bool:
+        """Whether this configuration is one the compiled kernel (:mod:`.cfc_kernel`) covers."""
+        return (
+            folded
+            and self.backbone is not None
+            and self.mode != "pure"
+            and self.backbone_activation in ("lecun_tanh", "tanh")
+            and not (self.training and self.backbone_dropout > 0.0)
+        )
+
+    def unroll(self, seq: CfCSequence, h0: Tensor, keep: Optional[Tensor]) -> Optional[Tensor]:
+        """The whole sequence in one compiled call when it covers this configuration, else None."""
+        if not self._compiled_ok(isinstance(seq.ts, float)) or _extension_for(h0) is None:
+            return None
+        w = seq.weights
+        return cfc_unroll(seq.xp_seq, h0, w.rec_wt, w.hidden, w.head_wt, w.head_b, keep, self.mode == "default")
+
+    def inference_step(self, x: Tensor, h: Tensor, timespans: Timespans) -> Optional[Tuple[Tensor, Tensor]]:
+        """One step without autograd on the cached fused weights (the rollout path).
+
+        :param x: (B, F) inputs.
+        :param h: (B, H) state before the step.
+        :param timespans: float or (B, 1, 1).
+        :return: ``(output (B, H), state (B, H))`` (the same tensor: every neuron is an output).
+        """
+        folded = isinstance(timespans, float)
+        fold = timespans if folded else None
+        w = cached_constants(self, fold, lambda: self._weights(fold))
+        xp = torch.addmm(w.in_b, x, w.in_w.t())
+        ext = _extension_for(x) if self._compiled_ok(folded) else None
+        if ext is not None:
+            state = cfc_step(ext, xp, h, w.rec_wt, w.hidden, w.head_wt, w.head_b, self.mode == "default")
+        else:
+            ts = timespans if folded else timespans.reshape(-1, 1)
+            seq = CfCSequence(w, xp.unsqueeze(1), ts if folded else (ts,), self._activation(), self._dropouts())
+            state = self.step(seq, 0, h)
+        return state, state
 
     def _activation(self) -> Callable[[Tensor], Tensor]:
         """The backbone activation as run per step (tanh for lecun_tanh, whose scales are folded)."""

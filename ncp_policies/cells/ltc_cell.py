@@ -16,8 +16,16 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .base import SequenceCell, Timespans, cached_constants, check_wiring, wiring_config, wiring_from_config
-from .ltc_kernel import ltc_step_inference, ltc_unfold_sequence
+from .base import (
+    SequenceCell,
+    Timespans,
+    cached_constants,
+    cached_on_identity,
+    check_wiring,
+    wiring_config,
+    wiring_from_config,
+)
+from .ltc_kernel import LTCStepInference, ltc_unfold_sequence
 
 #: ncps' initialisation ranges (uniform in [min, max]) of the LTC parameters.
 DEFAULT_INIT_RANGES: Dict[str, Tuple[float, float]] = {
@@ -311,18 +319,22 @@ class LTCCell(SequenceCell):
             w_erev=w * self.erev,
         )
 
-    def inference_step(self, x: Tensor, h: Tensor, timespans: Timespans) -> Tensor:
+    def inference_step(self, x: Tensor, h: Tensor, timespans: Timespans) -> Tuple[Tensor, Tensor]:
         """One step without autograd, fused into one kernel call (the rollout path).
+
+        The kernel's arguments are bound once (:class:`LTCStepInference`, rebound only when a
+        parameter object is replaced); in-place parameter updates are read on every call.
 
         :param x: (B, F) raw inputs.
         :param h: (B, N) state before the step.
         :param timespans: float or (B, 1, 1).
-        :return: (B, N) state after the step.
+        :return: ``(output (B, O) after the output mapping, state (B, N))``.
         """
-        _, state = ltc_step_inference(
-            x,
-            h,
-            timespans if isinstance(timespans, float) else timespans.reshape(-1),
+        step = cached_on_identity(self, "_inference_step", self._bind_inference_step)
+        return step(x, h, timespans if isinstance(timespans, float) else timespans.reshape(-1))
+
+    def _bind_inference_step(self) -> LTCStepInference:
+        return LTCStepInference(
             gleak=self.gleak,
             vleak=self.vleak,
             cm=self.cm,
@@ -347,7 +359,6 @@ class LTCCell(SequenceCell):
             ode_unfolds=self._ode_unfolds,
             epsilon=self._epsilon,
         )
-        return state
 
     def _unfold(
         self, seq: LTCSequence, v0: Tensor, cm_t: Tensor, num_s: Tensor, den_s: Tensor, keep: Optional[Tensor]

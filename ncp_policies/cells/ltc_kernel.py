@@ -30,6 +30,7 @@ __all__ = [
     "ltc_unfold_sequence_torch",
     "ltc_step_inference",
     "ltc_step_inference_torch",
+    "LTCStepInference",
     "extension_available",
 ]
 
@@ -378,3 +379,51 @@ def _mapping_params(
             f"{side}_b={'None' if shift is None else 'a tensor'}"
         )
     return (scale if uses_scale else None), (shift if uses_shift else None)
+
+
+# ------------------------------------------------------------------------------------------------
+# The fused single step with a cell's parameters bound once (rollouts call it every env step)
+
+
+class LTCStepInference:
+    """`ltc_step_inference` with the parameters and options bound once (validated at binding).
+
+    Calling it costs one C++ call and no keyword handling: the rollout hot path. It holds the
+    parameter *tensors*, not copies, so in-place updates (optimiser steps, ``load_state_dict``,
+    ``.to()``) are seen on the next call; rebind when a parameter is replaced by another object.
+    Takes the same keyword arguments as `ltc_step_inference` after ``timespan``.
+    """
+
+    def __init__(self, **params: object) -> None:
+        input_w, input_b = _mapping_params(
+            "input", params["input_mapping"], params.get("input_w"), params.get("input_b")  # type: ignore[arg-type]
+        )
+        output_w, output_b = _mapping_params(
+            "output", params["output_mapping"], params.get("output_w"), params.get("output_b")  # type: ignore[arg-type]
+        )
+        params.update(input_w=input_w, input_b=input_b, output_w=output_w, output_b=output_b)
+        self._params = params  # for the pure-torch path
+        self._args = tuple(params[name] for name in _STEP_ARG_ORDER)
+
+    def __call__(self, x: Tensor, v: Tensor, timespan: Union[float, Tensor]) -> tuple[Tensor, Tensor]:
+        """One step without autograd.
+
+        :param x: (B, F) inputs.
+        :param v: (B, N) state before the step.
+        :param timespan: a float, or a tensor of B elements (or one).
+        :return: (output (B, O), new state (B, N)).
+        """
+        ext = _use_compiled(x)
+        if ext is None:
+            return ltc_step_inference_torch(x, v, timespan, **self._params)  # type: ignore[arg-type]
+        if isinstance(timespan, Tensor):
+            return ext.step_inference(x, v, timespan, 1.0, *self._args)
+        return ext.step_inference(x, v, None, float(timespan), *self._args)
+
+
+#: The compiled step's arguments after (x, v, timespan tensor, timespan float), in order.
+_STEP_ARG_ORDER = (
+    "gleak", "vleak", "cm", "sigma", "mu", "w", "erev", "sensory_sigma", "sensory_mu", "sensory_w",
+    "sensory_erev", "sparsity_mask", "sensory_sparsity_mask", "input_w", "input_b", "output_w",
+    "output_b", "motor_size", "implicit_param_constraints", "ode_unfolds", "epsilon",
+)

@@ -24,6 +24,7 @@ from torch import Tensor
 
 from .base import SequenceCell, Timespans, cached_constants, check_wiring, wiring_config, wiring_from_config
 from .cfc_cell import CfCCell
+from .cfc_kernel import _extension_for
 from .cfc_math import MODES, cfc_combine, head_blocks
 
 
@@ -199,6 +200,37 @@ class WiredCfCCell(SequenceCell):
             w_tau = torch.cat([layer.w_tau for layer in self.layers()], 1)
         bias = torch.cat(biases, 1).reshape(k_blocks * n)
         return WiredCfCWeights(w_x, bias, w_rec + w_ff, w_rec, w_ff, A, w_tau)
+
+    def inference_step(self, x: Tensor, h: Tensor, timespans: Timespans) -> Optional[Tuple[Tensor, Tensor]]:
+        """One step without autograd in one compiled call (rollouts), or None where it does not apply
+        (mode ``"pure"``, per-sample timespans, no compiled kernel: the sequence loop's step runs).
+
+        :param x: (B, F) inputs.
+        :param h: (B, N) state before the step.
+        :param timespans: float or (B, 1, 1).
+        :return: ``(motor outputs (B, O), state (B, N))`` or None.
+        """
+        if self.mode == "pure" or not isinstance(timespans, float):
+            return None
+        ext = _extension_for(x)
+        if ext is None:
+            return None
+        w_src, w_rec, bias = cached_constants(
+            self, timespans, lambda: self._step_weights(timespans), slot="_step_constants"
+        )
+        state = ext.wired_step(x, h, w_src, w_rec, bias, self._offsets, self.mode == "default")
+        return self.readout(state), state
+
+    def _step_weights(self, fold: float) -> Tuple[List[Tensor], List[Tensor], List[Tensor]]:
+        """Per layer: the folded heads' (input part (in, 3H), own-state part (H, 3H), bias (3H,))."""
+        w_src, w_rec, bias = [], [], []
+        for layer, n_h in zip(self.layers(), self._layer_sizes):
+            w, b = layer.head_weights(fold)  # (3H, in + H)
+            n_in = w.shape[1] - n_h
+            w_src.append(w[:, :n_in].t().contiguous())
+            w_rec.append(w[:, n_in:].t().contiguous())
+            bias.append(b)
+        return w_src, w_rec, bias
 
     def _combine(self, seq: WiredCfCSequence, heads: Tensor, ts: Timespans) -> Tensor:
         return cfc_combine(self.mode, heads, ts, isinstance(ts, float), seq.weights.A, seq.weights.w_tau)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import Any, Dict, List, Optional, Tuple, Union
 
+import torch
 from torch import Tensor, nn
 
 from ..cells.base import SequenceCell
@@ -111,6 +112,12 @@ class SequenceLayer(nn.Module):
         ts = timespans_tensor(timespans, batch, steps, x)
         keep = keep_from_resets(resets, batch, steps, x)
         clamp_ = clamp_spec(clamp, batch, self.state_size, x)
+        if steps == 1 and clamp_ is None and self.lstm is None and not torch.is_grad_enabled():
+            # rollouts: the cell's fast step, whose output is already read out
+            fast = self.rnn_cell.inference_step(x[:, 0], h0 if keep is None else h0 * keep, ts)
+            if fast is not None:
+                out, h = fast
+                return SequenceOutput(self._project(out).unsqueeze(1), h.unsqueeze(1), None, h)
         states, cell_states = run_sequence(self.rnn_cell, x, h0, ts, keep, clamp_, self.lstm, c0)
         outputs = self._project(self.rnn_cell.readout(states))
         h = states[:, -1]
@@ -174,5 +181,15 @@ class SequenceLayer(nn.Module):
             return tuple(p.unsqueeze(0) if isinstance(p, Tensor) else p for p in hx)
         return hx.unsqueeze(0) if isinstance(hx, Tensor) else hx
 
-    def _param_dtype(self):
-        return next(self.rnn_cell.parameters()).dtype
+    def _param_dtype(self) -> torch.dtype:
+        """The dtype of the cell's parameters (looked up through a cached (dict, name) pair)."""
+        ref = self.__dict__.get("_dtype_ref")
+        if ref is None:
+            ref = next(
+                (m._parameters, name)
+                for m in self.rnn_cell.modules()
+                for name, p in m._parameters.items()
+                if p is not None
+            )
+            self.__dict__["_dtype_ref"] = ref
+        return ref[0][ref[1]].dtype

@@ -88,7 +88,7 @@ class CfC(SequenceLayer):
         return self.motor_size if self.proj_size is None else self.proj_size
 
     def _project(self, outputs: Tensor) -> Tensor:
-        return self.fc(outputs)
+        return outputs if self.proj_size is None else self.fc(outputs)
 
     def get_config(self) -> Dict[str, Any]:
         """JSON-able constructor arguments (the wiring as its ``to_config()``)."""

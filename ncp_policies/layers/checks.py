@@ -4,6 +4,7 @@ Each check costs at most one reduction over its tensor (no per-step work).
 """
 from __future__ import annotations
 
+import math
 import numbers
 from typing import Any, Optional, Tuple
 
@@ -37,9 +38,23 @@ def check_input(x: Any, features: int, owner: str, dtype: torch.dtype) -> None:
             f"{owner} input is {x.dtype} but the layer's parameters are {dtype}; "
             f"convert one of them (e.g. x.to({dtype}) or layer.to({x.dtype}))"
         )
-    if not bool(torch.isfinite(x).all()):
-        n_nan = int(torch.isnan(x).sum())
-        n_inf = int(torch.isinf(x).sum())
+    check_finite(x, owner)
+
+
+def check_finite(x: Tensor, owner: str) -> None:
+    """Raise a ValueError naming the counts when ``x`` holds NaN or infinite values.
+
+    One reduction in the common case: the sum of finite values is finite unless it overflows, and
+    only then (or when there are NaN / inf) are the elements inspected one by one.
+
+    :param x: a floating tensor of any shape.
+    :param owner: the layer's name for the message.
+    """
+    if math.isfinite(x.sum().item()):
+        return
+    n_nan = int(torch.isnan(x).sum())
+    n_inf = int(torch.isinf(x).sum())
+    if n_nan or n_inf:  # else: finite values whose sum overflowed
         raise ValueError(f"{owner} input contains {n_nan} NaN and {n_inf} infinite values; inputs must be finite")
 
 
@@ -109,7 +124,7 @@ def timespans_tensor(timespans: Any, batch: int, steps: int, like: Tensor) -> Ti
             f"timespans must be a scalar or have shape (batch, time) = ({batch}, {steps}) or "
             f"({batch}, {steps}, 1), got {tuple(timespans.shape)}"
         )
-    if not bool((ts > 0).all()):
+    if not ts.min().item() > 0:  # one reduction; NaN compares False
         raise ValueError("timespans must be positive everywhere (found values <= 0 or NaN)")
     return ts
 

@@ -58,10 +58,9 @@ def run_sequence(
     :return: ``(states (B, T, N), cell_states (B, T, N) or None)``.
     """
     if x.shape[1] == 1 and lstm is None and clamp is None and not torch.is_grad_enabled():
-        h = h0 if keep is None else h0 * keep
-        state = cell.inference_step(x[:, 0], h, timespans)  # rollouts: one fused call
-        if state is not None:
-            return state.unsqueeze(1), None
+        fast = cell.inference_step(x[:, 0], h0 if keep is None else h0 * keep, timespans)
+        if fast is not None:  # rollouts: one fused call
+            return fast[1].unsqueeze(1), None
     seq = cell.prepare_sequence(x, timespans)
     if lstm is None and clamp is None:
         states = cell.unroll(seq, h0, keep)

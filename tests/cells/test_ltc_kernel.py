@@ -276,7 +276,7 @@ def test_torch_path_when_extension_is_switched_off(monkeypatch):
 
 
 def test_env_variable_disables_the_extension(monkeypatch):
-    monkeypatch.setattr(csrc, "_cached", csrc._NOT_TRIED)
+    monkeypatch.setattr(csrc, "_cached", {})
     monkeypatch.setenv("NCP_POLICIES_NO_EXT", "1")
     assert csrc.extension_disabled_by_env()
     assert csrc.load_ltc_extension() is None
@@ -284,10 +284,10 @@ def test_env_variable_disables_the_extension(monkeypatch):
 
 
 def test_build_failure_warns_once_and_falls_back(monkeypatch):
-    def broken_build(verbose):
+    def broken_build(source, verbose):
         raise OSError("no C++ compiler")
 
-    monkeypatch.setattr(csrc, "_cached", csrc._NOT_TRIED)
+    monkeypatch.setattr(csrc, "_cached", {})
     monkeypatch.delenv("NCP_POLICIES_NO_EXT", raising=False)
     monkeypatch.setattr(csrc, "_build", broken_build)
     with pytest.warns(RuntimeWarning, match="no C.. compiler.*pure-torch"):

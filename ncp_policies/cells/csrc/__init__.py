@@ -1,6 +1,6 @@
-"""Build and import the C++ kernels of this folder (a torch JIT extension).
+"""Build and import the C++ kernels of this folder (torch JIT extensions: ``ltc.cpp``, ``cfc.cpp``).
 
-The first use on a machine compiles ``ltc.cpp`` with ``torch.utils.cpp_extension.load`` (about
+The first use on a machine compiles a source file with ``torch.utils.cpp_extension.load`` (about
 15-25 s) into torch's extensions directory (``$TORCH_EXTENSIONS_DIR``, by default
 ``~/.cache/torch_extensions``); later processes import the cached library directly. The library
 name carries a hash of the source, the compiler flags, the torch version and the CPU capability,
@@ -25,15 +25,15 @@ from typing import Optional
 
 import torch
 
-__all__ = ["load_ltc_extension", "extension_disabled_by_env", "LTC_SOURCE"]
+__all__ = ["load_ltc_extension", "load_cfc_extension", "extension_disabled_by_env", "LTC_SOURCE", "CFC_SOURCE"]
 
 LTC_SOURCE = Path(__file__).with_name("ltc.cpp")
+CFC_SOURCE = Path(__file__).with_name("cfc.cpp")
 
 # A lock file older than this is taken to be left behind by a killed build.
 _STALE_LOCK_SECONDS = 600.0
 
-_NOT_TRIED = object()
-_cached: object = _NOT_TRIED  # the module, None (unavailable), or _NOT_TRIED
+_cached: dict = {}  # source path -> the module or None (unavailable); absent: not tried
 
 
 def extension_disabled_by_env() -> bool:
@@ -50,13 +50,13 @@ def _cflags() -> list[str]:
     return flags
 
 
-def _library_name(cflags: list[str]) -> str:
+def _library_name(source: Path, cflags: list[str]) -> str:
     digest = hashlib.sha256()
-    digest.update(LTC_SOURCE.read_bytes())
+    digest.update(source.read_bytes())
     digest.update(" ".join(cflags).encode())
     digest.update(torch.__version__.encode())
     digest.update(torch.backends.cpu.get_cpu_capability().encode())
-    return f"ncp_policies_ltc_{digest.hexdigest()[:12]}"
+    return f"ncp_policies_{source.stem}_{digest.hexdigest()[:12]}"
 
 
 def _import_built(name: str, build_dir: Path) -> Optional[ModuleType]:
@@ -76,11 +76,11 @@ def _import_built(name: str, build_dir: Path) -> Optional[ModuleType]:
     return None
 
 
-def _build(verbose: bool) -> ModuleType:
+def _build(source: Path, verbose: bool) -> ModuleType:
     from torch.utils import cpp_extension
 
     cflags = _cflags()
-    name = _library_name(cflags)
+    name = _library_name(source, cflags)
     build_dir = Path(cpp_extension._get_build_directory(name, verbose))
     try:
         module = _import_built(name, build_dir)
@@ -96,7 +96,7 @@ def _build(verbose: bool) -> ModuleType:
         )
     return cpp_extension.load(
         name=name,
-        sources=[str(LTC_SOURCE)],
+        sources=[str(source)],
         extra_cflags=cflags,
         build_directory=str(build_dir),
         verbose=verbose,
@@ -112,21 +112,33 @@ def load_ltc_extension(verbose: bool = False) -> Optional[ModuleType]:
     :return: the extension module (functions ``unfold_forward``, ``unfold_backward``,
         ``step_inference``), or None.
     """
-    global _cached
-    if _cached is not _NOT_TRIED:
-        return _cached  # type: ignore[return-value]
+    return _load(LTC_SOURCE, "LTC", verbose)
+
+
+def load_cfc_extension(verbose: bool = False) -> Optional[ModuleType]:
+    """The compiled dense-CfC kernels (``forward``, ``backward``), as :func:`load_ltc_extension`.
+
+    :param verbose: print the compiler's output while building.
+    :return: the extension module, or None.
+    """
+    return _load(CFC_SOURCE, "CfC", verbose)
+
+
+def _load(source: Path, label: str, verbose: bool) -> Optional[ModuleType]:
+    if source in _cached:
+        return _cached[source]
     if extension_disabled_by_env():
-        _cached = None
+        _cached[source] = None
         return None
     try:
-        _cached = _build(verbose)
+        _cached[source] = _build(source, verbose)
     except Exception as error:  # noqa: BLE001 -- any build problem means: use the torch path
         warnings.warn(
-            f"ncp_policies: could not build the C++ LTC kernel ({type(error).__name__}: {error}); "
-            "using the slower pure-torch kernel. Needs a C++ compiler (g++) and ninja; set "
+            f"ncp_policies: could not build the C++ {label} kernel ({type(error).__name__}: {error}); "
+            f"using the slower pure-torch kernel. Needs a C++ compiler (g++) and ninja; set "
             "NCP_POLICIES_NO_EXT=1 to silence this.",
             RuntimeWarning,
-            stacklevel=3,
+            stacklevel=4,
         )
-        _cached = None
-    return _cached  # type: ignore[return-value]
+        _cached[source] = None
+    return _cached[source]
