@@ -1,0 +1,56 @@
+import pytest
+
+from agents.errors import UsageError
+from agents.presets import Preset, load_preset, preset_names, select_preset
+from agents.schedules import LinearSchedule, parse_schedule
+
+
+def test_every_bundled_preset_loads_and_names_a_known_algo():
+    names = preset_names()
+    assert {"cartpole_novel_cfc", "cartpole_novel_ltc", "pendulum_novel_cfc", "mountaincar_continuous_novel_cfc",
+            "lunarlander_novel_cfc", "cartpole_ppo_extractor", "default"} <= set(names)
+    for name in names:
+        assert load_preset(name).name == name
+
+
+def test_cartpole_preset_matches_rl_zoo_hyperparameters():
+    p = load_preset("cartpole_novel_cfc")
+    assert (p.algo, p.env, p.n_envs, p.n_timesteps) == ("RecurrentPPO", "ncp/CartPoleNoVel-v1", 8, 100_000)
+    assert p.hyperparams == {"n_steps": 32, "batch_size": 256, "n_epochs": 20, "gamma": 0.98, "gae_lambda": 0.8,
+                             "learning_rate": "lin_1e-3", "clip_range": "lin_0.2", "ent_coef": 0.0}
+    assert p.normalize and p.cell == "cfc"
+    assert load_preset("cartpole_novel_ltc").cell == "ltc"
+    pend = load_preset("pendulum_novel_cfc")
+    assert (pend.n_envs, pend.hyperparams["n_steps"], pend.hyperparams["gamma"], pend.hyperparams["n_epochs"]) == (4, 1024, 0.9, 10)
+
+
+def test_linear_schedule_values():
+    s = parse_schedule("learning_rate", "lin_1e-3")
+    assert isinstance(s, LinearSchedule)
+    assert s(1.0) == pytest.approx(1e-3) and s(0.25) == pytest.approx(2.5e-4) and s(0.0) == 0.0
+    assert parse_schedule("gamma", 0.9) == 0.9
+    with pytest.raises(ValueError, match="lin_<number>"):
+        parse_schedule("learning_rate", "lin_fast")
+
+
+def test_select_preset_by_env_and_cell():
+    assert select_preset("ncp/CartPoleNoVel-v1").name == "cartpole_novel_cfc"
+    assert select_preset("ncp/CartPoleNoVel-v1", "ltc").name == "cartpole_novel_ltc"
+    assert select_preset("ncp/PendulumNoVel-v1", "ltc").name == "pendulum_novel_ltc"
+    assert select_preset("CartPole-v1").name == "default"
+
+
+@pytest.mark.parametrize("data, match", [
+    ({"algo": "PPO", "n_env": 2}, r"unknown key in preset 'x': 'n_env' \(did you mean 'n_envs'\?\); valid: .*n_envs"),
+    ({"algo": "PPOX"}, r"unknown algo .*valid: A2C, DQN, PPO, RecurrentPPO, SAC, TD3"),
+    ({"algo": "PPO", "hyperparams": {"n_step": 3}}, r"hyperparameter of PPO .*'n_step'.*did you mean 'n_steps'"),
+    ({"algo": "PPO", "policy_kwargs": {"cell": "gru"}}, r"unknown cell .*'gru'; valid: cfc, ltc"),
+    ({"algo": "PPO", "normalize": {"clip": 5}}, r"unknown normalize key .*valid: .*clip_obs"),
+    ({"algo": "PPO", "n_envs": 0}, r"n_envs=0 must be a positive integer"),
+    ({"algo": "RecurrentPPO", "frame_stack": 4}, r"frame_stack is for non-recurrent"),
+    ({"env": "CartPole-v1"}, r"has no 'algo'"),
+])
+def test_invalid_presets_give_one_line_errors(data, match):
+    with pytest.raises(UsageError, match=match) as info:
+        Preset.from_dict(data, "x")
+    assert "\n" not in str(info.value)

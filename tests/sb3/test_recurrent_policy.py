@@ -1,0 +1,235 @@
+"""NCPActorCriticPolicy with RecurrentPPO: save/load, predict states, wiring forms, observations."""
+from __future__ import annotations
+
+import json
+import zipfile
+
+import numpy as np
+import pytest
+import torch
+from gymnasium import spaces
+from sb3_contrib import RecurrentPPO
+from stable_baselines3.common.torch_layers import NatureCNN
+from stable_baselines3.common.vec_env import DummyVecEnv
+
+from ncp_policies.sb3 import NCPActorCriticPolicy
+from ncp_policies.wirings import NCP, AutoNCP, FullyConnected, Random
+
+from .helpers import ToyEnv, make_policy
+
+OBS = spaces.Box(-1.0, 1.0, (3,), np.float32)
+
+
+def _model(obs_space=OBS, action_space=spaces.Discrete(2), n_envs=2, **policy_kwargs) -> RecurrentPPO:
+    env = DummyVecEnv([lambda i=i: ToyEnv(obs_space, action_space, seed=i) for i in range(n_envs)])
+    return RecurrentPPO(NCPActorCriticPolicy, env, n_steps=16, batch_size=16, n_epochs=2, seed=0,
+                        policy_kwargs=policy_kwargs)
+
+
+def _rollout_predictions(model: RecurrentPPO, obs: np.ndarray, starts: np.ndarray):
+    """Deterministic actions and states over a fixed observation sequence, states carried by predict."""
+    state, outputs = None, []
+    for t in range(obs.shape[0]):
+        action, state = model.predict(obs[t], state=state, episode_start=starts[t], deterministic=True)
+        outputs.append((action.copy(), state[0].copy(), state[1].copy()))
+    return outputs
+
+
+@pytest.mark.parametrize(
+    "wiring_kwargs",
+    [
+        dict(wiring=AutoNCP(12, 2, seed=5)),
+        dict(wiring=FullyConnected(6, 2).to_config()),
+        dict(wiring={"class": "Random", "units": 9, "sparsity_level": 0.3}, cell="ltc", ode_unfolds=2),
+        dict(units=10, mixed_memory=True, critic="mlp"),
+    ],
+    ids=["wiring-object", "config", "spec-ltc", "mixed-mlpcritic"],
+)
+def test_save_load_round_trip(tmp_path, wiring_kwargs):
+    model = _model(**wiring_kwargs)
+    model.learn(32)
+    path = tmp_path / "model.zip"
+    model.save(path)
+    loaded = RecurrentPPO.load(path, device="cpu")
+
+    for (name, a), (_, b) in zip(model.policy.state_dict().items(), loaded.policy.state_dict().items()):
+        assert torch.equal(a, b), name
+    np.testing.assert_array_equal(
+        loaded.policy.actor_network.wiring.adjacency_matrix, model.policy.actor_network.wiring.adjacency_matrix
+    )
+    rng = np.random.default_rng(0)
+    obs = rng.uniform(-1, 1, (12, 2, 3)).astype(np.float32)
+    starts = np.zeros((12, 2), dtype=bool)
+    starts[0] = starts[7, 1] = True
+    for got, expected in zip(_rollout_predictions(loaded, obs, starts), _rollout_predictions(model, obs, starts)):
+        for g, e in zip(got, expected):
+            np.testing.assert_array_equal(g, e)
+
+
+def test_saved_policy_kwargs_stay_json(tmp_path):
+    wiring = AutoNCP(12, 2, seed=9)
+    wiring.build(3)
+    model = _model(wiring=wiring.to_config(), critic_units=10)
+    model.save(tmp_path / "model.zip")
+    with zipfile.ZipFile(tmp_path / "model.zip") as archive:
+        data = json.loads(archive.read("data"))
+    kwargs = data["policy_kwargs"]
+    assert ":serialized:" not in kwargs and kwargs["wiring"]["class"] == "AutoNCP"
+    assert kwargs["wiring"]["adjacency_matrix"] == wiring.adjacency_matrix.tolist()
+    # the policy's own constructor parameters are JSON-able data too (wirings as configs)
+    params = model.policy._get_constructor_parameters()
+    json.dumps(params["wiring"])
+    json.dumps(params["critic_wiring"])
+    assert params["critic_wiring"]["units"] == 10
+
+
+def test_wiring_object_is_not_modified():
+    wiring = NCP(4, 3, 2, 2, 2, 1, 2)
+    policy = make_policy(OBS, spaces.Discrete(2), wiring=wiring)
+    assert not wiring.is_built() and policy.actor_network.wiring.is_built()
+    assert policy.actor_network.wiring is not wiring
+
+
+def test_default_wiring_and_state_layout():
+    policy = make_policy(OBS, spaces.Discrete(3), units=12, critic_units=18, critic_motors=2)
+    actor, critic = policy.actor_network.wiring, policy.critic_network.wiring
+    assert isinstance(actor, AutoNCP) and (actor.units, actor.output_dim) == (12, 3)
+    assert isinstance(critic, AutoNCP) and (critic.units, critic.output_dim) == (18, 2)
+    assert policy.lstm_hidden_state_shape == (1, 1, 18)  # H = max(actor, critic neurons)
+    assert policy.lstm_actor.hidden_size == 18 and policy.lstm_actor.num_layers == 1
+    assert policy.actor_neuron_count == 12
+    assert sorted(set(policy.neuron_roles)) == ["command", "inter", "motor"]
+    assert policy.neuron_roles.count("motor") == 3
+
+
+@pytest.mark.parametrize("readout", ["all", "motor"])
+def test_value_head_reads_the_critic_neurons(readout):
+    policy = make_policy(OBS, spaces.Discrete(2), units=10, critic_units=14, critic_motors=2, critic_readout=readout)
+    obs = torch.randn(4, 3)
+    state = (torch.zeros(1, 4, 14),) * 2
+    with torch.no_grad():
+        values = policy.predict_values(obs, state, torch.zeros(4))
+        run = policy.critic_network.layer.run(obs.unsqueeze(1))
+        latent = run.states[:, 0] if readout == "all" else run.outputs[:, 0]
+    assert policy.value_net.in_features == (14 if readout == "all" else 2)
+    torch.testing.assert_close(values, policy.value_net(latent))
+
+
+def test_predicted_state_is_every_actor_neuron_and_resets_on_episode_start():
+    model = _model(units=12, critic_units=16, n_envs=2)
+    policy = model.policy
+    rng = np.random.default_rng(1)
+    obs = rng.uniform(-1, 1, (5, 2, 3)).astype(np.float32)
+
+    state = None
+    for t in range(5):
+        _, state = model.predict(obs[t], state=state, episode_start=np.array([t == 0, t == 0]))
+    # the returned h holds the layer's full state after the last step; entries beyond the actor's are zero
+    with torch.no_grad():
+        run = policy.actor_network.layer.run(torch.as_tensor(obs).transpose(0, 1))
+    neurons = policy.split_state(state).neurons
+    np.testing.assert_allclose(neurons, run.states[:, -1].numpy(), rtol=1e-5, atol=1e-6)
+    assert neurons.shape == (2, 12) and np.abs(state[0][..., 12:]).max() == 0
+    assert policy.split_state(state).cell is None
+    # neuron_roles follows the state layout: the entries it calls "motor" are the motor outputs (by neuron id)
+    ids = policy.actor_network.neuron_ids
+    motors = [i for _, i in sorted((ids[i], i) for i, role in enumerate(policy.neuron_roles) if role == "motor")]
+    np.testing.assert_allclose(neurons[:, motors], run.outputs[:, -1].numpy(), rtol=1e-5, atol=1e-6)
+
+    new_obs = obs[0]
+    _, kept = model.predict(new_obs, state=state, episode_start=np.array([False, False]))
+    _, reset = model.predict(new_obs, state=state, episode_start=np.array([True, False]))
+    _, fresh = model.predict(new_obs, state=None, episode_start=np.array([False, False]))
+    np.testing.assert_array_equal(reset[0][:, 0], fresh[0][:, 0])  # env 0 restarted from zeros
+    np.testing.assert_array_equal(reset[0][:, 1], kept[0][:, 1])  # env 1 carried on
+    assert not np.allclose(kept[0][:, 0], fresh[0][:, 0])
+
+
+def test_mixed_memory_cell_state_is_carried():
+    model = _model(units=10, mixed_memory=True)
+    obs = np.random.default_rng(2).uniform(-1, 1, (2, 3)).astype(np.float32)
+    _, state = model.predict(obs, episode_start=np.array([True, True]))
+    cell = model.policy.split_state(state).cell
+    assert cell is not None and cell.shape == (2, 10) and np.abs(cell).max() > 0
+    _, state2 = model.predict(obs, state=state, episode_start=np.array([False, False]))
+    _, state3 = model.predict(obs, state=(state[0], np.zeros_like(state[1])), episode_start=np.array([False, False]))
+    assert not np.allclose(state2[0], state3[0])  # the c part matters
+
+
+def test_split_state_rejects_other_shapes():
+    policy = make_policy(OBS, spaces.Discrete(2), units=10)
+    with pytest.raises(ValueError, match=r"each of shape \(1, n_envs, 16\)"):
+        policy.split_state((np.zeros((2, 10)), np.zeros((2, 10))))
+
+
+def test_elapsed_key_feeds_timespans_not_features():
+    space = spaces.Dict(
+        {"observation": spaces.Box(-1.0, 1.0, (2,), np.float32), "elapsed": spaces.Box(0.0, 4.0, (1,), np.float32)}
+    )
+    policy = make_policy(space, spaces.Box(-1, 1, (2,), np.float32), units=10)
+    assert policy.timespan_key == "elapsed" and policy.features_dim == 2
+    x = torch.tensor([[0.3, -0.6], [0.3, -0.6]])
+    obs = {"observation": x, "elapsed": torch.tensor([[1.0], [3.0]])}
+    state = (torch.zeros(1, 2, 16),) * 2
+    with torch.no_grad():
+        dist, _ = policy.get_distribution(obs, state, torch.zeros(2))
+        expected = policy.actor_network.layer.run(x.unsqueeze(1), timespans=torch.tensor([[1.0], [3.0]])).outputs[:, 0]
+    means = dist.distribution.mean
+    torch.testing.assert_close(means, policy.motor_readout(expected))
+    assert not torch.allclose(means[0], means[1])  # same features, different elapsed time
+
+    plain = make_policy(space, spaces.Box(-1, 1, (2,), np.float32), units=10, timespan_key=None)
+    assert plain.timespan_key is None and plain.features_dim == 3
+    with pytest.raises(ValueError, match=r"timespan_key='dt' is not a key of the observation space"):
+        make_policy(space, spaces.Discrete(2), timespan_key="dt")
+
+
+def test_image_observations_go_through_a_cnn():
+    image = spaces.Box(0, 255, (3, 36, 36), np.uint8)
+    model = _model(obs_space=image, units=10, features_extractor_kwargs=dict(features_dim=8))
+    assert isinstance(model.policy.features_extractor, NatureCNN) and model.policy.features_dim == 8
+    before = [p.detach().clone() for p in model.policy.features_extractor.parameters()]
+    model.learn(32)
+    after = list(model.policy.features_extractor.parameters())
+    assert any(not torch.equal(a, b) for a, b in zip(before, after))  # the CNN is trained through the NCP
+
+
+def test_dict_observations_use_combined_extractor():
+    space = spaces.Dict({"pos": spaces.Box(-1, 1, (2,), np.float32), "mode": spaces.Discrete(3)})
+    model = _model(obs_space=space, units=10)
+    assert model.policy.features_dim == 5
+    model.learn(32)
+
+
+def test_multidiscrete_and_box_actions_train():
+    for action_space in (spaces.MultiDiscrete([3, 2]), spaces.Box(-1, 1, (2,), np.float32)):
+        model = _model(action_space=action_space, units=10)
+        model.learn(32)
+        action, _ = model.predict(np.zeros((2, 3), np.float32))
+        assert action.shape == (2, *action_space.shape)
+
+
+def test_invalid_arguments_are_clear_errors():
+    with pytest.raises(ValueError, match=r"cell must be one of \['cfc', 'ltc'\], got 'gru'"):
+        make_policy(OBS, spaces.Discrete(2), cell="gru")
+    with pytest.raises(ValueError, match=r"critic must be one of \['ncp', 'mlp'\], got 'lstm'"):
+        make_policy(OBS, spaces.Discrete(2), critic="lstm")
+    with pytest.raises(ValueError, match="does not support gSDE"):
+        make_policy(OBS, spaces.Box(-1, 1, (2,)), use_sde=True)
+    with pytest.raises(ValueError, match="unknown wiring class 'Grid'"):
+        make_policy(OBS, spaces.Discrete(2), wiring="Grid")
+    with pytest.raises(TypeError, match="wiring must be None, a Wiring object"):
+        make_policy(OBS, spaces.Discrete(2), wiring=12)
+    assert isinstance(make_policy(OBS, spaces.Discrete(2), wiring="Random").actor_network.wiring, Random)
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_rollout_and_training():
+    env = DummyVecEnv([lambda i=i: ToyEnv(OBS, spaces.Discrete(2), seed=i) for i in range(2)])
+    model = RecurrentPPO(NCPActorCriticPolicy, env, n_steps=16, batch_size=16, n_epochs=1, seed=0, device="cuda",
+                         policy_kwargs=dict(units=10))
+    model.learn(32)
+    assert next(model.policy.parameters()).device.type == "cuda"
+    action, state = model.predict(np.zeros((2, 3), np.float32))
+    assert action.shape == (2,) and state[0].shape == (1, 2, 16)
