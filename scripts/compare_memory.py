@@ -1,0 +1,391 @@
+"""Memory on partially observed tasks: NCP policies against an LSTM and a memoryless MLP, over seeds.
+
+Trains, on one task and with the same hyperparameters (RL Zoo's RecurrentPPO settings for that task,
+table ``TASKS``) and budget:
+
+- ``ncp-cfc``: RecurrentPPO + ``NCPActorCriticPolicy(cell="cfc")`` (the task's preset policy kwargs);
+- ``ncp-ltc``: the same with ``cell="ltc"``;
+- ``lstm``: RecurrentPPO + sb3-contrib's ``MlpLstmPolicy`` with RL Zoo's kwargs (LSTM 64, actor and
+  critic LSTMs, pi/vf [64], ReLU, no orthogonal init);
+- ``mlp4``: PPO + ``MlpPolicy`` (SB3 default [64, 64] tanh) on the last 4 observations
+  (``VecFrameStack``), i.e. no memory beyond a 4-step window;
+
+for every seed (the seed sets the agent and the training envs; the evaluation envs are fixed), one
+process per run, ``--jobs`` at a time, each with one torch thread. Every ``--eval-freq`` env steps and at
+the end the policy is evaluated deterministically on separate envs whose VecNormalize statistics are
+copied from training and frozen (periodic: ``--curve-episodes`` episodes; final: ``--episodes``).
+
+Writes to ``--out``: ``runs/<task>__<policy>__s<seed>__<steps>.json`` (one per run; existing ones are
+reused unless ``--force``), ``<task>.csv`` (one row per run), ``<task>.md`` (per-seed and mean final return,
+worst seed, trainable parameters, env steps, wall time, steps/s) and ``<task>.png`` (learning curves:
+mean over seeds with a min–max band).
+
+Usage::
+
+    python scripts/compare_memory.py --task ncp/CartPoleNoVel-v1 --seeds 3 4 5 --jobs 2 --out results/memory
+    python scripts/compare_memory.py --task ncp/PendulumNoVel-v1 --policies ncp-cfc lstm --seeds 3 4 5
+    # a variant of the NCP policies, recorded under its own name:
+    python scripts/compare_memory.py --policies ncp-cfc --ncp-kwargs '{"critic_units": 32}' --tag crit32
+
+Wall time and steps/s depend on the machine's load (runs share cores): compare them within one table.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # runnable as a plain script from anywhere
+
+POLICIES = ("ncp-cfc", "ncp-ltc", "lstm", "mlp4")
+FRAME_STACK = 4
+
+# RL Zoo (rl-baselines3-zoo, hyperparams/ppo_lstm.yml) RecurrentPPO settings per task, with the
+# published score of its one LSTM run. PendulumNoVel: RL Zoo uses gSDE (sde_sample_freq 4), which the
+# NCP policy does not support, so it is left out for every policy here; its batch_size is
+# RecurrentPPO's default 128.
+TASKS: dict[str, dict[str, Any]] = {
+    "ncp/CartPoleNoVel-v1": {
+        "n_envs": 8, "n_timesteps": 100_000, "normalize": True, "preset": "cartpole_novel_cfc",
+        "hyperparams": {"n_steps": 32, "batch_size": 256, "n_epochs": 20, "gamma": 0.98, "gae_lambda": 0.8,
+                        "learning_rate": "lin_1e-3", "clip_range": "lin_0.2", "ent_coef": 0.0},
+        "rl_zoo": "500.0 ± 0.0 (100k steps)",
+    },
+    "ncp/PendulumNoVel-v1": {
+        "n_envs": 4, "n_timesteps": 100_000, "normalize": True, "preset": "pendulum_novel_cfc",
+        "hyperparams": {"n_steps": 1024, "batch_size": 128, "n_epochs": 10, "gamma": 0.9, "gae_lambda": 0.95,
+                        "learning_rate": 1e-3, "clip_range": 0.2, "ent_coef": 0.0},
+        "rl_zoo": "−217.9 ± 140.1 (100k steps, with gSDE)",
+    },
+}
+EVAL_SEED = 10_000
+EVAL_ENVS = 10
+
+
+def short(task: str) -> str:
+    """:return: a file-name-safe task name, e.g. ``CartPoleNoVel-v1``.
+
+    :param task: Gymnasium id
+    """
+    return task.split("/")[-1]
+
+
+def run_name(task: str, policy: str, seed: int, budget: int) -> str:
+    """:return: the file stem of one run's result.
+
+    :param task: Gymnasium id
+    :param policy: policy label (a name of ``POLICIES``, optionally with ``+tag``)
+    :param seed: run seed
+    :param budget: training budget in env steps
+    """
+    return f"{short(task)}__{policy}__s{seed}__{budget}"
+
+
+def _ncp_defaults(task: dict[str, Any]) -> dict[str, Any]:
+    """:return: the NCP policy kwargs of the task's preset (so the comparison tests what ``ncp train`` uses).
+
+    :param task: an entry of ``TASKS``
+    """
+    from agents.presets import load_preset
+
+    return dict(load_preset(task["preset"]).policy_kwargs)
+
+
+def _make_model(policy: str, task: dict[str, Any], venv: Any, seed: int, ncp_kwargs: dict[str, Any],
+                ncp_hyper: dict[str, Any]) -> Any:
+    """Build the algorithm for one policy name on ``venv`` (already frame-stacked for ``mlp4``).
+
+    :param policy: a name of ``POLICIES``
+    :param task: an entry of ``TASKS``
+    :param venv: the training env
+    :param seed: run seed
+    :param ncp_kwargs: overrides of the NCP policy kwargs (NCP policies only)
+    :param ncp_hyper: overrides of the hyperparameters (NCP policies only)
+    :return: the SB3 / sb3-contrib model
+    """
+    from sb3_contrib import RecurrentPPO
+    from stable_baselines3 import PPO
+    from torch import nn
+
+    from agents.schedules import parse_schedule
+
+    hyper = dict(task["hyperparams"])
+    if policy.startswith("ncp-"):
+        hyper.update(ncp_hyper)
+    hyper = {k: parse_schedule(k, v) for k, v in hyper.items()}
+    common = dict(seed=seed, device="cpu", verbose=0, **hyper)
+    if policy.startswith("ncp-"):
+        from ncp_policies.sb3 import NCPActorCriticPolicy
+
+        kwargs = _ncp_defaults(task)
+        kwargs.update(cell=policy[4:], seed=seed)
+        kwargs.update(ncp_kwargs)
+        return RecurrentPPO(NCPActorCriticPolicy, venv, policy_kwargs=kwargs, **common)
+    if policy == "lstm":
+        kwargs = dict(ortho_init=False, activation_fn=nn.ReLU, lstm_hidden_size=64, enable_critic_lstm=True,
+                      net_arch=dict(pi=[64], vf=[64]))
+        return RecurrentPPO("MlpLstmPolicy", venv, policy_kwargs=kwargs, **common)
+    if policy == "mlp4":
+        return PPO("MlpPolicy", venv, **common)
+    raise ValueError(f"policy must be one of {list(POLICIES)}, got {policy!r}")
+
+
+def _make_venv(task_id: str, task: dict[str, Any], policy: str, n_envs: int, seed: int, training: bool) -> Any:
+    """Monitor → DummyVecEnv → (VecFrameStack for mlp4) → VecNormalize, via ``agents.build.make_venv``.
+
+    :param task_id: Gymnasium id
+    :param task: an entry of ``TASKS``
+    :param policy: a name of ``POLICIES``
+    :param n_envs: number of env copies
+    :param seed: seed of the first copy
+    :param training: False: frozen VecNormalize, unnormalised rewards (evaluation)
+    :return: the vectorised env
+    """
+    from agents.build import make_venv
+
+    config = {"env": task_id, "normalize": {} if task["normalize"] else False,
+              "frame_stack": FRAME_STACK if policy == "mlp4" else None, "hyperparams": task["hyperparams"]}
+    return make_venv(config, n_envs=n_envs, seed=seed, training=training)
+
+
+def train_one(task_id: str, label: str, seed: int, steps: int, eval_freq: int, curve_episodes: int, episodes: int,
+              ncp_kwargs: dict[str, Any], ncp_hyper: dict[str, Any], out: str) -> dict[str, Any]:
+    """Train one policy on one seed, evaluating periodically and at the end; write its JSON result.
+
+    :param task_id: Gymnasium id, a key of ``TASKS``
+    :param label: policy label: a name of ``POLICIES``, optionally followed by ``+tag``
+    :param seed: run seed (agent and training envs)
+    :param steps: training budget in env steps
+    :param eval_freq: evaluate every this many env steps (0: only at the end)
+    :param curve_episodes: episodes per periodic evaluation
+    :param episodes: episodes of the final evaluation
+    :param ncp_kwargs: NCP policy kwarg overrides
+    :param ncp_hyper: NCP hyperparameter overrides
+    :param out: output folder
+    :return: the result dict (also written to ``out/runs/<name>.json``)
+    """
+    import torch
+    from stable_baselines3.common.callbacks import BaseCallback
+    from stable_baselines3.common.evaluation import evaluate_policy
+    from stable_baselines3.common.vec_env import sync_envs_normalization
+
+    import envs  # noqa: F401  (registers the ncp/ tasks)
+
+    torch.set_num_threads(1)
+    policy = label.split("+")[0]
+    task = TASKS[task_id]
+    venv = _make_venv(task_id, task, policy, task["n_envs"], seed, training=True)
+    eval_env = _make_venv(task_id, task, policy, EVAL_ENVS, EVAL_SEED, training=False)
+    model = _make_model(policy, task, venv, seed, ncp_kwargs, ncp_hyper)
+    params = sum(p.numel() for p in model.policy.parameters() if p.requires_grad)
+
+    def evaluate(n: int) -> tuple[float, list[float]]:
+        sync_envs_normalization(model.get_env(), eval_env)
+        eval_env.seed(EVAL_SEED)  # the same start states for every evaluation and every run
+        returns, _ = evaluate_policy(model, eval_env, n_eval_episodes=n, deterministic=True,
+                                     return_episode_rewards=True, warn=False)
+        return float(np.mean(returns)), [float(r) for r in returns]
+
+    curve: list[tuple[int, float]] = []
+    eval_time = [0.0]
+
+    class Curve(BaseCallback):
+        def __init__(self) -> None:
+            super().__init__()
+            self.next = eval_freq
+
+        def _on_step(self) -> bool:
+            if eval_freq and self.num_timesteps >= self.next:
+                self.next += eval_freq
+                start = time.perf_counter()
+                curve.append((self.num_timesteps, evaluate(curve_episodes)[0]))
+                eval_time[0] += time.perf_counter() - start
+            return True
+
+    start = time.perf_counter()
+    model.learn(steps, callback=Curve())
+    wall = time.perf_counter() - start - eval_time[0]
+    final, returns = evaluate(episodes)
+    if curve and curve[-1][0] == model.num_timesteps:
+        curve.pop()  # replaced by the final evaluation (more episodes) at the same step
+    curve.append((int(model.num_timesteps), final))
+    venv.close()
+    eval_env.close()
+    result = {"task": task_id, "policy": label, "seed": seed, "budget": steps, "final": final, "returns": returns,
+              "params": int(params), "steps": int(model.num_timesteps), "train_wall_s": wall,
+              "steps_per_s": model.num_timesteps / wall, "curve": curve,
+              "ncp_kwargs": ncp_kwargs if policy.startswith("ncp-") else {},
+              "ncp_hyper": ncp_hyper if policy.startswith("ncp-") else {}}
+    path = Path(out) / "runs" / f"{run_name(task_id, label, seed, steps)}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=1))
+    print(f"{label:>14} seed {seed}: final {final:8.1f}  params {params:,}  {model.num_timesteps / wall:5.0f} steps/s"
+          f"  ({wall:.0f} s)", flush=True)
+    return result
+
+
+def load_results(out: Path, task_id: str, budget: int) -> list[dict[str, Any]]:
+    """:return: every stored result of ``task_id`` with this budget in ``out/runs``, by policy label then seed.
+
+    :param out: output folder
+    :param task_id: Gymnasium id
+    :param budget: training budget in env steps
+    """
+    rows = [json.loads(p.read_text()) for p in sorted((out / "runs").glob(f"{short(task_id)}__*__{budget}.json"))]
+    order = {p: i for i, p in enumerate(POLICIES)}
+    return sorted(rows, key=lambda r: (order.get(r["policy"].split("+")[0], 99), r["policy"], r["seed"]))
+
+
+def write_tables(rows: list[dict[str, Any]], out: Path, task_id: str) -> str:
+    """Write ``<task>.csv`` (one row per run) and ``<task>.md`` (one row per policy label).
+
+    :param rows: results of :func:`load_results`
+    :param out: output folder
+    :param task_id: Gymnasium id
+    :return: the Markdown table
+    """
+    name = short(task_id)
+    with open(out / f"{name}.csv", "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["task", "policy", "seed", "final_mean_return", "final_std_return", "params", "env_steps",
+                         "train_wall_s", "steps_per_s"])
+        for r in rows:
+            writer.writerow([r["task"], r["policy"], r["seed"], f"{r['final']:.2f}", f"{np.std(r['returns']):.2f}",
+                             r["params"], r["steps"], f"{r['train_wall_s']:.1f}", f"{r['steps_per_s']:.1f}"])
+    seeds = sorted({r["seed"] for r in rows})
+    labels = list(dict.fromkeys(r["policy"] for r in rows))
+    head = ["policy", "params"] + [f"seed {s}" for s in seeds] + ["mean", "worst seed", "lowest peak",
+                                                                   "env steps",
+                                                                   "wall s (mean)", "steps/s (mean)"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for label in labels:
+        mine = {r["seed"]: r for r in rows if r["policy"] == label}
+        finals = [r["final"] for r in mine.values()]
+        cells = [f"`{label}`", f"{next(iter(mine.values()))['params']:,}"]
+        cells += [f"{mine[s]['final']:.1f}" if s in mine else "—" for s in seeds]
+        peak = min(max(v for _, v in r["curve"]) for r in mine.values())  # best evaluation during training
+        cells += [f"{np.mean(finals):.1f}", f"{min(finals):.1f}", f"{peak:.1f}",
+                  f"{int(np.mean([r['steps'] for r in mine.values()])):,}",
+                  f"{np.mean([r['train_wall_s'] for r in mine.values()]):.0f}",
+                  f"{np.mean([r['steps_per_s'] for r in mine.values()]):.0f}"]
+        lines.append("| " + " | ".join(cells) + " |")
+    table = "\n".join(lines)
+    task = TASKS[task_id]
+    (out / f"{name}.md").write_text(
+        f"# {task_id}: final deterministic evaluation return ({rows[0]['steps'] if rows else 0:,} env steps)\n\n"
+        f"{table}\n\nseed columns, mean, worst seed: final evaluation; lowest peak: the lowest over seeds of "
+        f"each run's best evaluation during training (periodic ones use fewer episodes).\n"
+        f"RL Zoo's published RecurrentPPO (LSTM) score: {task['rl_zoo']}.\n")
+    return table
+
+
+def plot_curves(rows: list[dict[str, Any]], out: Path, task_id: str) -> Path:
+    """Plot evaluation return against env steps: per policy label, mean over seeds with a min–max band.
+
+    :param rows: results of :func:`load_results`
+    :param out: output folder
+    :param task_id: Gymnasium id
+    :return: the PNG path
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 3.8), dpi=90)
+    for label in dict.fromkeys(r["policy"] for r in rows):
+        # one point per step count: the final evaluation replaces a periodic one taken at the same step
+        curves = [np.asarray(sorted(dict(r["curve"]).items()), dtype=float) for r in rows if r["policy"] == label]
+        n = min(len(c) for c in curves)
+        x = curves[0][:n, 0]
+        y = np.stack([c[:n, 1] for c in curves])
+        line, = ax.plot(x, y.mean(0), label=f"{label} ({len(curves)} seeds)")
+        ax.fill_between(x, y.min(0), y.max(0), color=line.get_color(), alpha=0.15, linewidth=0)
+    ax.set_xlabel("env steps")
+    ax.set_ylabel("deterministic eval return")
+    ax.set_title(f"{task_id}: mean over seeds, band = min–max", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="best")
+    fig.tight_layout()
+    path = out / f"{short(task_id)}.png"
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def _json_object(text: str) -> dict[str, Any]:
+    """:return: ``text`` parsed as a JSON object (argparse type of ``--ncp-kwargs`` / ``--ncp-hyper``).
+
+    :param text: the command-line value
+    """
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise argparse.ArgumentTypeError(f"{text!r} is not JSON ({err.msg}); write e.g. '{{\"units\": 24}}'") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"{text!r} must be a JSON object (a mapping of names to values)")
+    return value
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Parse the command line, run the missing runs in parallel processes, write tables and plots.
+
+    :param argv: arguments (None: ``sys.argv[1:]``)
+    """
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--task", default="ncp/CartPoleNoVel-v1", choices=list(TASKS))
+    parser.add_argument("--policies", nargs="+", default=list(POLICIES), choices=list(POLICIES))
+    parser.add_argument("--seeds", nargs="+", type=int, default=[3, 4, 5])
+    parser.add_argument("--steps", type=int, default=None, help="env steps per run (default: the task's RL Zoo budget)")
+    parser.add_argument("--jobs", type=int, default=2, help="runs trained at once, one process each (default 2)")
+    parser.add_argument("--out", default="results/compare_memory", help="output folder")
+    parser.add_argument("--eval-freq", type=int, default=10_000, help="env steps between curve points (0: none)")
+    parser.add_argument("--curve-episodes", type=int, default=10, help="episodes per curve point (default 10)")
+    parser.add_argument("--episodes", type=int, default=20, help="episodes of the final evaluation (default 20)")
+    parser.add_argument("--ncp-kwargs", type=_json_object, default={},
+                        help='JSON overrides of the NCP policy kwargs, e.g. \'{"critic_units": 32}\'')
+    parser.add_argument("--ncp-hyper", type=_json_object, default={},
+                        help='JSON overrides of the NCP hyperparameters, e.g. \'{"ent_coef": 0.01}\'')
+    parser.add_argument("--tag", default="", help="suffix of the NCP policy labels (required with overrides)")
+    parser.add_argument("--force", action="store_true", help="retrain runs whose result already exists")
+    parser.add_argument("--report-only", action="store_true", help="only rebuild tables and plot from stored runs")
+    args = parser.parse_args(argv)
+    if (args.ncp_kwargs or args.ncp_hyper) and not args.tag:
+        parser.error("--ncp-kwargs / --ncp-hyper change the NCP policies: name the variant with --tag")
+    for key, value in (("--jobs", args.jobs), ("--episodes", args.episodes), ("--curve-episodes", args.curve_episodes)):
+        if value < 1:
+            parser.error(f"{key} must be >= 1, got {value}")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    steps = args.steps or TASKS[args.task]["n_timesteps"]
+
+    if not args.report_only:
+        todo = []
+        for policy in args.policies:
+            label = f"{policy}+{args.tag}" if args.tag and policy.startswith("ncp-") else policy
+            for seed in args.seeds:
+                if args.force or not (out / "runs" / f"{run_name(args.task, label, seed, steps)}.json").exists():
+                    todo.append((args.task, label, seed, steps, args.eval_freq, args.curve_episodes, args.episodes,
+                                 args.ncp_kwargs, args.ncp_hyper, str(out)))
+        print(f"{len(todo)} runs to train, {args.jobs} at a time", flush=True)
+        with ProcessPoolExecutor(max_workers=args.jobs, mp_context=get_context("spawn")) as pool:
+            for future in [pool.submit(train_one, *job) for job in todo]:
+                future.result()
+
+    rows = load_results(out, args.task, steps)
+    if not rows:
+        sys.exit(f"no results for {args.task} in {out / 'runs'}; run without --report-only first")
+    print(write_tables(rows, out, args.task))
+    print(f"plot: {plot_curves(rows, out, args.task)}")
+
+
+if __name__ == "__main__":
+    main()
