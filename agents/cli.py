@@ -6,6 +6,7 @@ line on stderr and exit code 2, never a traceback.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import warnings
 from collections.abc import Sequence
@@ -137,6 +138,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     :param argv: arguments without the program name; ``sys.argv[1:]`` when None
     :return: exit code (0 ok, 2 usage error, 130 interrupted)
     """
+    # Headless rendering (rgb_array): keep SDL from looking for a display or sound device.
+    os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+    os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
     try:
         args = build_parser().parse_args(argv)
         import torch

@@ -6,6 +6,7 @@ Usage: ``python -m agents.demo [--steps N] [--out DIR] [--seed N]`` (defaults: t
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
@@ -19,6 +20,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     :param argv: command-line arguments without the program name
     :return: exit code
     """
+    # Headless rendering (rgb_array): keep SDL from looking for a display or sound device.
+    os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+    os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
     parser = argparse.ArgumentParser(prog="python -m agents.demo", description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=None, help="training budget (default: the preset's)")
     parser.add_argument("--out", default="runs/demo")
