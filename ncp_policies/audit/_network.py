@@ -72,24 +72,55 @@ def uses_mixed_memory(network: nn.Module) -> bool:
     return bool(getattr(network, "use_mixed", False))
 
 
-def neuron_roles(wiring: Any | None, n_neurons: int) -> list[str]:
-    """Per neuron ``"motor" | "command" | "inter"``.
+def state_neuron_ids(network: nn.Module, n_neurons: int | None = None) -> list[int]:
+    """The wiring neuron id held at each state position (``layer.state_neuron_ids``).
+
+    A wired CfC orders its state layer by layer (inter, command, motor), so position != id there;
+    LTC, dense CfC and layers without ``state_neuron_ids`` (ncps) hold neuron ``k`` at position ``k``.
+
+    :param network: an LTC / CfC layer
+    :param n_neurons: keep only the first this many positions (None: the layer's N)
+    :return: (N,) wiring ids, one per state position
+    """
+    n = state_size(network) if n_neurons is None else n_neurons
+    ids = getattr(network, "state_neuron_ids", None)
+    if ids is None:
+        return list(range(n))
+    ids = [int(i) for i in ids][:n]
+    if len(ids) != n or sorted(ids) != sorted(set(ids)):
+        raise ValueError(
+            f"network: its state_neuron_ids {ids} do not name {n} distinct neurons; "
+            "expected one wiring id per state position"
+        )
+    return ids
+
+
+def neuron_roles(wiring: Any | None, n_neurons: int, neuron_ids: list[int] | None = None) -> list[str]:
+    """Per state position ``"motor" | "command" | "inter"``.
 
     Uses ``wiring.roles`` when the wiring has it, else ``wiring.get_type_of_neuron(i)`` (ncps
-    wirings; any other type is reported as ``"inter"``). An unwired layer has only ``"inter"``.
+    wirings; any other type is reported as ``"inter"``), then reorders them from wiring-id order
+    to state order. An unwired layer has only ``"inter"``.
 
     :param wiring: the layer's wiring, or None
-    :param n_neurons: N, the layer's neuron count
+    :param n_neurons: N, the number of state positions
+    :param neuron_ids: (N,) the wiring id at each state position (None: the identity)
     """
     if wiring is None:
         return ["inter"] * n_neurons
+    units = int(getattr(wiring, "units", n_neurons))
     roles = getattr(wiring, "roles", None)
     if roles is None:
-        roles = [wiring.get_type_of_neuron(i) for i in range(n_neurons)]
+        roles = [wiring.get_type_of_neuron(i) for i in range(units)]
     roles = [r if r in ROLES else "inter" for r in roles]
-    if len(roles) != n_neurons:
+    ids = list(range(n_neurons)) if neuron_ids is None else [int(i) for i in neuron_ids]
+    if len(ids) != n_neurons:
+        raise ValueError(f"neuron_ids: expected {n_neurons} ids (one per state position), got {len(ids)}")
+    if neuron_ids is None and len(roles) != n_neurons:
         raise ValueError(f"wiring has {len(roles)} neurons but the layer's state has {n_neurons}")
-    return roles
+    if ids and (min(ids) < 0 or max(ids) >= len(roles)):
+        raise ValueError(f"neuron_ids: ids must lie in [0, {len(roles)}) (the wiring's neurons), got {ids}")
+    return [roles[i] for i in ids]
 
 
 def wiring_config(wiring: Any | None) -> dict[str, Any] | None:

@@ -27,14 +27,14 @@ from matplotlib.figure import Figure
 
 from .adapters import PolicyAdapter, make_adapter
 from .plots import ROLE_COLORS
-from .recording import Recording, make_env, record, rollout
+from .recording import Recording, columns_for_ids, make_env, record, rollout
 
 
 @dataclass
 class Ablation:
     """Effect of silencing each neuron. K = number of ablated neurons.
 
-    :param neuron_ids: (K,) the ablated neurons
+    :param neuron_ids: (K,) the ablated neurons' wiring ids
     :param roles: (K,) their roles
     :param rest_values: (K,) the values they were clamped to
     :param returns: (K,) mean evaluation return with the neuron silenced
@@ -112,7 +112,7 @@ def ablate(
     :param episodes: evaluation episodes per ablation (episode k resets with ``seed + k``)
     :param seed: base seed
     :param rest: ``"zero"`` or ``"mean"`` (see the module docstring)
-    :param neurons: ids to ablate (None: all)
+    :param neurons: wiring ids to ablate, in this order (None: all, by ascending id)
     :param max_steps: cut each evaluation episode after this many steps
     """
     if rest not in ("zero", "mean"):
@@ -121,25 +121,29 @@ def ablate(
     adapter = make_adapter(agent, environment.action_space)
     if recording is None:
         recording = record(adapter, environment, episodes, seed, max_steps=max_steps)
-    n = adapter.n_neurons
-    ids = np.arange(n) if neurons is None else np.asarray(neurons, dtype=np.int64)
-    if ids.size == 0 or ids.min() < 0 or ids.max() >= n:
-        raise ValueError(f"neurons: ids must lie in [0, {n}), got {ids.tolist()}")
+    neuron_ids = adapter.neuron_ids  # wiring id of each state position
+    n = len(neuron_ids)
+    ids = np.sort(neuron_ids) if neurons is None else np.asarray(neurons, dtype=np.int64).reshape(-1)
+    if ids.size == 0 or not np.isin(ids, neuron_ids).all():
+        raise ValueError(f"neurons: wiring ids must lie in [0, {n}), got {ids.tolist()}")
+    columns = columns_for_ids(neuron_ids, ids)  # state positions: what the clamp and activity index
     rest_all = np.zeros(n, dtype=np.float32) if rest == "zero" else recording.activity.mean(0).astype(np.float32)
+    if rest_all.shape != (n,):
+        raise ValueError(f"recording: has {rest_all.shape[0]} neurons but the agent has {n}; pass its own recording")
     discrete = isinstance(environment.action_space, gym.spaces.Discrete)
 
     baseline = np.mean(rollout(adapter, environment, episodes, seed, max_steps=max_steps)["returns"])
     intact = _open_loop_actions(adapter, recording, None)
     returns, changes = [], []
-    for i in ids:
-        clamp = (torch.tensor([int(i)]), torch.tensor([rest_all[i]]))
+    for col in columns:
+        clamp = (torch.tensor([int(col)]), torch.tensor([rest_all[col]]))
         returns.append(np.mean(rollout(adapter, environment, episodes, seed, clamp, max_steps)["returns"]))
         ablated = _open_loop_actions(adapter, recording, clamp)
         diff = [(a != b).any(-1).mean() if discrete else np.abs(a - b).mean() for a, b in zip(ablated, intact)]
         changes.append(float(np.mean(diff)))
     returns_arr = np.asarray(returns, dtype=np.float64)
-    roles = np.asarray(adapter.roles)[ids]
-    return Ablation(ids, roles, rest_all[ids], returns_arr, float(baseline), float(baseline) - returns_arr,
+    roles = np.asarray(adapter.roles)[columns]
+    return Ablation(ids, roles, rest_all[columns], returns_arr, float(baseline), float(baseline) - returns_arr,
                     np.asarray(changes), rest)
 
 

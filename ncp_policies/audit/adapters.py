@@ -21,7 +21,16 @@ import numpy as np
 import torch
 from torch import nn
 
-from ._network import Clamp, SequenceResult, get_wiring, neuron_roles, run_network, state_size, uses_mixed_memory
+from ._network import (
+    Clamp,
+    SequenceResult,
+    get_wiring,
+    neuron_roles,
+    run_network,
+    state_neuron_ids,
+    state_size,
+    uses_mixed_memory,
+)
 
 
 @dataclass
@@ -61,9 +70,15 @@ class PolicyAdapter(ABC):
         return get_wiring(self.network)
 
     @property
+    def neuron_ids(self) -> np.ndarray:
+        """(N,) int64 wiring neuron id of each state position (a wired CfC orders its state layer by
+        layer, so position != id there; identity for LTC / dense CfC)."""
+        return np.asarray(state_neuron_ids(self.network, self.n_neurons), dtype=np.int64)
+
+    @property
     def roles(self) -> list[str]:
-        """Per neuron ``"motor" | "command" | "inter"``."""
-        return neuron_roles(self.wiring, self.n_neurons)
+        """Per state position ``"motor" | "command" | "inter"`` (the role of neuron ``neuron_ids[k]``)."""
+        return neuron_roles(self.wiring, self.n_neurons, self.neuron_ids.tolist())
 
     @property
     def mixed_memory(self) -> bool:
@@ -81,7 +96,7 @@ class PolicyAdapter(ABC):
         :param obs: one observation, shaped like the observation space
         :param state: the state returned by the previous step or :meth:`initial_state`
         :param episode_start: True on an episode's first step
-        :param clamp: None or (index (K,), values (K,)) neurons held at fixed values (ablation)
+        :param clamp: None or (state positions (K,), values (K,)) neurons held at fixed values (ablation)
         """
 
     @abstractmethod
@@ -104,7 +119,7 @@ class PolicyAdapter(ABC):
         """Run the layer over whole observation sequences from the initial (zero) state.
 
         :param obs: (B, T, *obs_shape) float observations
-        :param clamp: None or (index (K,), values (K,)) neurons held at fixed values
+        :param clamp: None or (state positions (K,), values (K,)) neurons held at fixed values
         """
         return run_network(self.network, self.network_input(obs), None, clamp)
 
@@ -217,8 +232,8 @@ class RecurrentPPOAdapter(PolicyAdapter):
     def roles(self) -> list[str]:
         roles = getattr(self.policy, "neuron_roles", None)
         if roles is not None:
-            return list(roles)[: self._n_actor]
-        return neuron_roles(self.wiring, self._n_actor)
+            return list(roles)[: self._n_actor]  # already in state-position order
+        return neuron_roles(self.wiring, self._n_actor, self.neuron_ids.tolist())
 
     def initial_state(self) -> Any:
         return None  # sb3's predict() starts from zeros when given None

@@ -32,7 +32,7 @@ class Attribution:
     :param table: (M, F) signed attribution, summed over time, averaged over episodes
     :param abs_table: (M, F) absolute attribution, summed over time, averaged over episodes
     :param delta: (M,) ``f_m(X) - f_m(X0)`` averaged over episodes (rows of ``table`` sum to it)
-    :param motor_ids: (M,) the motor neurons' ids
+    :param motor_ids: (M,) the motor neurons' wiring ids (row order: ascending id, motor 0 first)
     :param feature_names: F names, ``obs[j]`` by default
     :param baseline: ``"zeros"`` or ``"mean"``
     """
@@ -103,7 +103,7 @@ def attribute(
         raise ValueError(f"baseline: expected 'zeros' or 'mean', got {baseline!r}")
     if n_alphas < 1:
         raise ValueError(f"n_alphas: must be >= 1, got {n_alphas}")
-    motors = recording.neurons_of("motor")
+    motors = recording.neurons_of("motor")  # column positions, motor 0 first
     if motors.size == 0:
         raise ValueError("recording: has no motor neurons to attribute to (unwired layer?)")
     n_features = recording.observations.shape[1]
@@ -135,7 +135,7 @@ def attribute(
         table=np.mean(signed, 0),
         abs_table=np.mean(absolute, 0),
         delta=np.mean(deltas, 0),
-        motor_ids=motors,
+        motor_ids=recording.neuron_ids[motors].astype(np.int64),
         feature_names=list(names),
         baseline=baseline,
     )

@@ -24,13 +24,15 @@ def _save(fig: Figure, path: str | Path | None) -> Figure:
     return fig
 
 
-def role_order(roles: np.ndarray) -> np.ndarray:
-    """Neuron indices sorted by role (inter, command, motor), ids ascending within a role.
+def role_order(roles: np.ndarray, neuron_ids: np.ndarray | None = None) -> np.ndarray:
+    """Column positions sorted by role (inter, command, motor), neuron ids ascending within a role.
 
-    :param roles: (N,) role per neuron
+    :param roles: (N,) role per column
+    :param neuron_ids: (N,) wiring id per column (None: the column index)
     """
+    ids = np.arange(len(roles)) if neuron_ids is None else np.asarray(neuron_ids)
     rank = {r: i for i, r in enumerate(ROLE_ORDER)}
-    return np.array(sorted(range(len(roles)), key=lambda i: (rank.get(str(roles[i]), -1), i)), dtype=np.int64)
+    return np.array(sorted(range(len(roles)), key=lambda i: (rank.get(str(roles[i]), -1), int(ids[i]))), dtype=np.int64)
 
 
 def plot_activity_heatmap(recording: Recording, path: str | Path | None = None, max_steps: int | None = None) -> Figure:
@@ -41,7 +43,7 @@ def plot_activity_heatmap(recording: Recording, path: str | Path | None = None, 
     :param max_steps: plot only the first this many steps (None: all)
     """
     s = recording.n_steps if max_steps is None else min(max_steps, recording.n_steps)
-    order = role_order(recording.roles)
+    order = role_order(recording.roles, recording.neuron_ids)
     data = recording.activity[:s, order].T  # (N, S)
     lim = float(np.abs(data).max()) or 1.0
     fig = Figure(figsize=(min(4 + s / 60, 14), 1.5 + 0.22 * len(order)))
@@ -73,7 +75,7 @@ def plot_motor_traces(recording: Recording, path: str | Path | None = None, max_
     :param path: where to save (optional)
     :param max_steps: plot only the first this many steps (None: all)
     """
-    motors = recording.neurons_of("motor")
+    motors = recording.neurons_of("motor")  # column positions, motor 0 first
     if motors.size == 0:
         raise ValueError("recording: has no motor neurons to trace (unwired layer?); use plot_activity_heatmap")
     s = recording.n_steps if max_steps is None else min(max_steps, recording.n_steps)
@@ -81,8 +83,9 @@ def plot_motor_traces(recording: Recording, path: str | Path | None = None, max_
     actions = recording.actions[:s]
     fig = Figure(figsize=(8, 1.8 * len(motors) + 0.6))
     axes = fig.subplots(len(motors), 1, sharex=True, squeeze=False)[:, 0]
-    for k, (ax, neuron) in enumerate(zip(axes, motors)):
-        ax.plot(steps, recording.activity[:s, neuron], color="tab:green", lw=1.2, label=f"motor {neuron} state")
+    for k, (ax, column) in enumerate(zip(axes, motors)):
+        neuron = int(recording.neuron_ids[column])
+        ax.plot(steps, recording.activity[:s, column], color="tab:green", lw=1.2, label=f"motor {neuron} state")
         ax.set_ylabel(f"motor {neuron}", color="tab:green")
         twin = ax.twinx()
         dims = [k] if actions.shape[1] == len(motors) else list(range(actions.shape[1]))
@@ -97,12 +100,12 @@ def plot_motor_traces(recording: Recording, path: str | Path | None = None, max_
 
 
 def neuron_values(recording: Recording, color_by: str | int = "activity") -> tuple[np.ndarray, str]:
-    """One value per neuron for colouring the wiring graph.
+    """One value per recorded column (state order) for colouring the wiring graph.
 
     :param recording: the rollout
     :param color_by: ``"activity"`` (mean absolute state) or an observation feature index
         (Pearson correlation of each neuron's state with that feature; 0 where either is constant)
-    :return: (N,) values and a label
+    :return: (N,) values per column (``recording.neuron_ids`` names their neurons) and a label
     """
     if color_by == "activity":
         return np.abs(recording.activity).mean(0), "mean |activity|"
@@ -136,7 +139,8 @@ def plot_wiring(
     correlation with an observation feature.
 
     Uses ``wiring.draw_graph(neuron_colors=values)`` (rebuilt from the recording's wiring config
-    when ``wiring`` is None); falls back to a plain networkx drawing of the adjacency matrix.
+    when ``wiring`` is None); falls back to a plain networkx drawing of the adjacency matrix. The
+    per-column values are scattered into wiring-id order first (``colors[neuron_ids] = values``).
 
     :param recording: the rollout (its ``wiring`` config must not be None)
     :param path: where to save (optional)
@@ -145,7 +149,8 @@ def plot_wiring(
     """
     if recording.wiring is None and wiring is None:
         raise ValueError("recording: has no wiring (unwired layer); nothing to draw")
-    values, label = neuron_values(recording, color_by)
+    column_values, label = neuron_values(recording, color_by)
+    values = by_neuron_id(recording, column_values)
     wiring = wiring if wiring is not None else _wiring_from_config(recording.wiring)
     if wiring is not None and hasattr(wiring, "to_config"):
         cmap = "viridis" if color_by == "activity" else "coolwarm"
@@ -154,6 +159,21 @@ def plot_wiring(
                                 title=f"wiring coloured by {label}", **vlim)
         return _save(fig, path)
     return _save(_draw_adjacency(recording, values, label), path)
+
+
+def by_neuron_id(recording: Recording, values: np.ndarray) -> np.ndarray:
+    """Reorder per-column values into wiring-id order: ``out[neuron_ids[k]] = values[k]``.
+
+    :param recording: the rollout (its ``neuron_ids`` name each column's neuron)
+    :param values: (N,) one value per column
+    :return: (N,) one value per wiring neuron id
+    """
+    ids = np.asarray(recording.neuron_ids, dtype=np.int64)
+    if values.shape != ids.shape:
+        raise ValueError(f"values: expected one per recorded column, shape {ids.shape}, got {values.shape}")
+    out = np.zeros(int(ids.max()) + 1 if ids.size else 0, dtype=np.float64)
+    out[ids] = values
+    return out
 
 
 def _wiring_from_config(config: dict[str, Any] | None) -> Any:
@@ -170,19 +190,23 @@ def _wiring_from_config(config: dict[str, Any] | None) -> Any:
 
 
 def _draw_adjacency(recording: Recording, values: np.ndarray, label: str) -> Figure:
+    """Networkx drawing; ``values``: (N,) per wiring id (nodes are wiring ids)."""
     import networkx as nx
 
     adjacency = np.asarray(recording.wiring["adjacency_matrix"])
     graph = nx.DiGraph()
     graph.add_nodes_from(range(len(values)))
     graph.add_edges_from(zip(*np.nonzero(adjacency)))
-    layers = {i: ROLE_ORDER.index(str(r)) if str(r) in ROLE_ORDER else 0 for i, r in enumerate(recording.roles)}
+    roles = ["inter"] * len(values)  # per wiring id, like ``values``
+    for nid, role in zip(recording.neuron_ids.tolist(), recording.roles.tolist()):
+        roles[int(nid)] = str(role)
+    layers = {i: ROLE_ORDER.index(r) if r in ROLE_ORDER else 0 for i, r in enumerate(roles)}
     nx.set_node_attributes(graph, layers, "layer")
     pos = nx.multipartite_layout(graph, subset_key="layer")
     fig = Figure(figsize=(6, 5))
     ax = fig.add_subplot()
     nodes = nx.draw_networkx_nodes(graph, pos, ax=ax, node_color=values, cmap="viridis",
-                                   edgecolors=[ROLE_COLORS.get(str(r), "gray") for r in recording.roles], linewidths=2)
+                                   edgecolors=[ROLE_COLORS.get(r, "gray") for r in roles], linewidths=2)
     edge_colors = ["tab:green" if adjacency[u, v] > 0 else "tab:red" for u, v in graph.edges]
     nx.draw_networkx_edges(graph, pos, ax=ax, edge_color=edge_colors, alpha=0.5, arrows=True)
     nx.draw_networkx_labels(graph, pos, ax=ax, font_size=7)

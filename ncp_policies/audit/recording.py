@@ -27,10 +27,11 @@ class Recording:
     :param dones: (S,) bool, True on an episode's last step
     :param episode: (S,) int64 episode index of each step
     :param step: (S,) int64 step index within its episode
-    :param activity: (S, N) float32 every neuron's state after the step
-    :param cell_states: (S, N) float32 LSTM cell state under mixed memory, else None
-    :param roles: (N,) "motor" | "command" | "inter"
-    :param neuron_ids: (N,) int64 neuron ids (index into the wiring)
+    :param activity: (S, N) float32 every neuron's state after the step, columns in the layer's
+        state order (a wired CfC: layer by layer, so column k is neuron ``neuron_ids[k]``)
+    :param cell_states: (S, N) float32 LSTM cell state under mixed memory, else None (same columns)
+    :param roles: (N,) "motor" | "command" | "inter" of each column
+    :param neuron_ids: (N,) int64 wiring neuron id of each column (the layer's ``state_neuron_ids``)
     :param wiring: the wiring's JSON-able config, or None for an unwired layer
     :param metadata: env id, episodes, seed, returns, lengths, agent description
     :param frames: rendered rgb frames (at most ``max_frames``) when recorded with ``render=True``
@@ -71,15 +72,41 @@ class Recording:
         return [slice(a, b) for a, b in zip(starts[:-1], starts[1:])]
 
     def neurons_of(self, role: str) -> np.ndarray:
-        """Ids of the neurons with the given role.
+        """Column positions (into ``activity``'s last axis) of the neurons with the given role,
+        sorted by neuron id, so that motor neuron 0 (action 0) comes first.
+
+        Use these to index ``activity``; ``neuron_ids[neurons_of(role)]`` (= :meth:`ids_of`) to
+        label them.
 
         :param role: "motor", "command" or "inter"
+        :return: (K,) int64 column positions
         """
-        return self.neuron_ids[self.roles == role]
+        columns = np.flatnonzero(self.roles == role)
+        return columns[np.argsort(self.neuron_ids[columns], kind="stable")].astype(np.int64)
+
+    def ids_of(self, role: str) -> np.ndarray:
+        """Wiring ids of the neurons with the given role, ascending (same order as :meth:`neurons_of`).
+
+        :param role: "motor", "command" or "inter"
+        :return: (K,) int64 wiring neuron ids
+        """
+        return self.neuron_ids[self.neurons_of(role)].astype(np.int64)
+
+    def columns_of(self, ids: Any) -> np.ndarray:
+        """Column positions of the given wiring neuron ids.
+
+        :param ids: (K,) wiring neuron ids
+        :return: (K,) int64 column positions, in the order of ``ids``
+        """
+        wanted = np.asarray(ids, dtype=np.int64).reshape(-1)
+        return columns_for_ids(self.neuron_ids, wanted)
 
     def save(self, directory: str | Path) -> dict[str, Path]:
         """Write ``activity.npz``, ``activity.csv`` (long format, one row per step x neuron) and
         ``recording.json`` (wiring config and run metadata) into ``directory``.
+
+        Columns stay in state order; ``neuron_ids`` (npz) and the CSV's ``neuron_id`` column name
+        the wiring neuron of each.
 
         :param directory: output folder (created if missing)
         :return: the written paths by kind ("npz", "csv", "json")
@@ -149,6 +176,22 @@ class Recording:
         )
 
 
+def columns_for_ids(neuron_ids: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """Column positions holding the given wiring ids.
+
+    :param neuron_ids: (N,) wiring id of each column
+    :param ids: (K,) wiring ids to find
+    :return: (K,) int64 positions, in the order of ``ids``
+    """
+    position = {int(nid): k for k, nid in enumerate(np.asarray(neuron_ids).tolist())}
+    missing = [int(i) for i in ids if int(i) not in position]
+    if missing:
+        raise ValueError(
+            f"neurons: ids {missing} are not recorded neurons; allowed wiring ids: {sorted(position)}"
+        )
+    return np.asarray([position[int(i)] for i in ids], dtype=np.int64)
+
+
 def make_env(env: str | gym.Env, render: bool = False) -> gym.Env:
     """An environment from an id (``gym.make``, with ``render_mode="rgb_array"`` when rendering).
 
@@ -183,7 +226,7 @@ def rollout(
     :param env: the environment
     :param episodes: number of episodes (>= 1)
     :param seed: base seed
-    :param clamp: None or (index (K,), values (K,)) neurons held at fixed values
+    :param clamp: None or (state positions (K,), values (K,)) neurons held at fixed values
     :param max_steps: cut each episode after this many steps (None: until terminated / truncated)
     :param render: keep rgb frames (the first ``max_frames``)
     :param max_frames: at most this many frames are kept
@@ -252,7 +295,6 @@ def record(
     environment = make_env(env, render)
     adapter = make_adapter(agent, environment.action_space, obs_to_input, output_to_action)
     raw = rollout(adapter, environment, episodes, seed, None, max_steps, render, max_frames)
-    n = adapter.n_neurons
     env_id = env if isinstance(env, str) else getattr(environment.spec, "id", type(environment).__name__)
     metadata = {
         "env_id": env_id,
@@ -274,7 +316,7 @@ def record(
         activity=np.stack(raw["h"]),
         cell_states=np.stack(raw["c"]) if raw["c"] else None,
         roles=np.asarray(adapter.roles, dtype=ROLE_DTYPE),
-        neuron_ids=np.arange(n, dtype=np.int64),
+        neuron_ids=np.asarray(adapter.neuron_ids, dtype=np.int64),
         wiring=wiring_config(adapter.wiring),
         metadata=metadata,
         frames=raw["frames"],

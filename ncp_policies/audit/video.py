@@ -41,7 +41,7 @@ def render_video(
     if max_frames < 1:
         raise ValueError(f"max_frames: must be >= 1, got {max_frames}")
     n_frames = min(max_frames, len(recording.frames), recording.n_steps)
-    order = role_order(recording.roles)
+    order = role_order(recording.roles, recording.neuron_ids)
     activity = recording.activity[:n_frames, order].T  # (N, F)
     lim = float(np.abs(activity).max()) or 1.0
 

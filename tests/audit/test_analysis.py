@@ -24,7 +24,7 @@ def test_attribution_table_is_complete(baseline: str, tmp_path) -> None:
     rec = record(layer, ENV_ID, episodes=2, seed=0, max_steps=STEPS)
     attr = attribute(layer, rec, baseline=baseline, n_alphas=48)
     assert attr.table.shape == attr.abs_table.shape == (1, 3)
-    assert attr.motor_ids.tolist() == rec.neurons_of("motor").tolist()
+    assert attr.motor_ids.tolist() == rec.ids_of("motor").tolist() == [0]
     # integrated gradients: each row adds up to f(X) - f(baseline)
     np.testing.assert_allclose(attr.table.sum(1), attr.delta, rtol=2e-2, atol=1e-4)
     assert np.abs(attr.delta).max() > 1e-3

@@ -82,12 +82,13 @@ def test_save_round_trip_without_pickle(tmp_path) -> None:
         np.testing.assert_array_equal(data["cell_states"], rec.cell_states)
     back = Recording.load(tmp_path)
     np.testing.assert_array_equal(back.roles, rec.roles)
+    np.testing.assert_array_equal(back.neuron_ids, rec.neuron_ids)
     np.testing.assert_array_equal(back.observations, rec.observations)
     with paths["csv"].open() as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == rec.n_steps * rec.n_neurons
-    row = rows[3 * rec.n_neurons + 4]  # step 3, neuron 4
-    assert (int(row["step"]), int(row["neuron_id"]), row["role"]) == (3, 4, rec.roles[4])
+    row = rows[3 * rec.n_neurons + 4]  # step 3, state column 4 (wired CfC: neuron_ids[4], not 4)
+    assert (int(row["step"]), int(row["neuron_id"]), row["role"]) == (3, int(rec.neuron_ids[4]), rec.roles[4])
     assert float(row["activity"]) == pytest.approx(float(rec.activity[3, 4]), abs=1e-7)
     assert float(row["cell_state"]) == pytest.approx(float(rec.cell_states[3, 4]), abs=1e-7)
     info = json.loads(paths["json"].read_text())

@@ -30,6 +30,7 @@ def test_recorded_states_are_the_policys(model) -> None:
     n = model.policy.actor_neuron_count
     assert rec.activity.shape == (2 * STEPS, n)
     assert rec.roles.tolist() == list(model.policy.neuron_roles)
+    assert rec.neuron_ids.tolist() == list(model.policy.actor_network.neuron_ids)
     adapter = RecurrentPPOAdapter(model)
     for sl in rec.episode_slices():
         with torch.no_grad():
@@ -45,4 +46,5 @@ def test_analysis_runs_on_the_model(model) -> None:
     assert attr.table.shape == (len(rec.neurons_of("motor")), 3)
     result = ablate(model, ENV_ID, rec, episodes=1, max_steps=STEPS)
     assert result.action_change.shape == (model.policy.actor_neuron_count,)
-    assert result.action_change[int(rec.neurons_of("motor")[0])] > 0
+    motor_id = int(rec.ids_of("motor")[0])
+    assert result.action_change[result.neuron_ids.tolist().index(motor_id)] > 0
