@@ -16,7 +16,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ncp_policies import wirings
-from ncp_policies.layers import CfC, LTC
+from ncp_policies.layers import LTC, CfC, SequenceOutput
 
 CELLS = ("cfc", "ltc")
 CFC_MODES = ("default", "pure", "no_gate")
@@ -60,6 +60,9 @@ class NCPNetwork(nn.Module):
     layer's state layout, see :attr:`neuron_ids`), ``c[..., :N]`` the mixed-memory cell state (zeros
     when the layer has none). Entries beyond N stay zero.
 
+    Setting :attr:`clamp` to ``(index LongTensor (K,), values (K,))`` overwrites those state entries after
+    every step (ablation) in every later call, rollouts and ``model.predict`` included; None turns it off.
+
     :param layer: a layer with ``run()`` (``ncp_policies.CfC`` / ``LTC``).
     :param hidden_size: H >= the layer's neuron count N.
     """
@@ -75,7 +78,6 @@ class NCPNetwork(nn.Module):
             )
         self.layer = layer
         self.hidden_size = int(hidden_size)
-        # (index LongTensor (K,), values (K,)) overwriting those neurons after every step (ablation); None = off
         self.clamp: Optional[tuple[torch.Tensor, torch.Tensor]] = None
 
     @property
@@ -131,7 +133,7 @@ class NCPNetwork(nn.Module):
         state: RecurrentState,
         episode_starts: torch.Tensor,
         timespans: Optional[torch.Tensor] = None,
-    ):
+    ) -> SequenceOutput:
         """Like :meth:`forward` but return the layer's full ``SequenceOutput`` (batch-first, every neuron).
 
         :param features: (n_seq * T, F) inputs, sequence-major.

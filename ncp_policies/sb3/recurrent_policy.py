@@ -37,6 +37,7 @@ from stable_baselines3.common.type_aliases import PyTorchObs, Schedule
 from torch import nn
 
 from .action_heads import MotorReadout, check_action_space, check_motor_count, motor_count
+from .lr_scales import install_lr_scales, param_groups
 from .networks import CELLS, NCPNetwork, RecurrentState, build_layer
 from .observations import default_extractor_class, feature_space, resolve_timespan_key, timespans_from_obs
 from .wiring_spec import WiringSpec, neuron_roles, resolve_wiring, wiring_to_data
@@ -74,8 +75,15 @@ class NCPActorCriticPolicy(RecurrentActorCriticPolicy):
     :param cfc_mode: CfC mode, ``"default"``, ``"pure"`` or ``"no_gate"``.
     :param motor_affine: learnable per-motor scale and bias between the motor neurons and the
         distribution; None = on for CfC (bounded outputs), off for LTC (its layer maps outputs affinely).
+    :param motor_scale_init: initial per-motor scale (with ``motor_affine``).
+    :param actor_lr_scale: the actor's learning rate (network, motor scale and bias, log std) as a
+        multiple of the algorithm's (SB3's schedule sets the base rate, the ratio stays fixed).
+    :param critic_lr_scale: the critic's learning rate (network and value head) as a multiple of the
+        algorithm's.
     :param critic: ``"ncp"`` (a recurrent NCP critic of its own) or ``"mlp"`` (memoryless MLP on the features).
-    :param critic_cell: cell of the NCP critic; None = the actor's ``cell``.
+    :param critic_cell: cell of the NCP critic, ``"cfc"`` by default whatever the actor's cell: the critic
+        only serves training, and a CfC critic learns values faster (with an LTC actor on CartPole
+        without velocities, an LTC critic held the actor back).
     :param critic_units: neurons of the default critic wiring ``AutoNCP(critic_units, critic_motors)``.
     :param critic_wiring: the critic wiring instead of the default (same forms as ``wiring``).
     :param critic_motors: motor neurons of the default critic wiring.
@@ -113,8 +121,10 @@ class NCPActorCriticPolicy(RecurrentActorCriticPolicy):
         cfc_mode: str = "default",
         motor_affine: Optional[bool] = None,
         motor_scale_init: float = 1.0,
+        actor_lr_scale: float = 1.0,
+        critic_lr_scale: float = 1.0,
         critic: str = "ncp",
-        critic_cell: Optional[str] = None,
+        critic_cell: str = "cfc",
         critic_units: int = 16,
         critic_wiring: WiringSpec = None,
         critic_motors: int = 1,
@@ -141,9 +151,8 @@ class NCPActorCriticPolicy(RecurrentActorCriticPolicy):
             raise ValueError(f"critic must be one of {list(CRITICS)}, got {critic!r}.")
         if critic_readout not in CRITIC_READOUTS:
             raise ValueError(f"critic_readout must be one of {list(CRITIC_READOUTS)}, got {critic_readout!r}.")
-        critic_cell = cell if critic_cell is None else critic_cell
         if critic_cell not in CELLS:
-            raise ValueError(f"critic_cell must be one of {list(CELLS)} or None, got {critic_cell!r}.")
+            raise ValueError(f"critic_cell must be one of {list(CELLS)}, got {critic_cell!r}.")
         # Plain attributes read by _build(), which ActorCriticPolicy.__init__ calls.
         self.cell = cell
         self.mixed_memory = bool(mixed_memory)
@@ -151,6 +160,8 @@ class NCPActorCriticPolicy(RecurrentActorCriticPolicy):
         self.cfc_mode = cfc_mode
         self.motor_affine = (cell == "cfc") if motor_affine is None else bool(motor_affine)
         self.motor_scale_init = float(motor_scale_init)
+        self.actor_lr_scale = float(actor_lr_scale)
+        self.critic_lr_scale = float(critic_lr_scale)
         self.critic_kind = critic
         self.critic_cell = critic_cell
         self.critic_net_arch = [int(n) for n in critic_net_arch]
@@ -244,7 +255,15 @@ class NCPActorCriticPolicy(RecurrentActorCriticPolicy):
                     self.init_weights(module, gain=np.sqrt(2))
                 self.init_weights(self.value_net[-1], gain=1.0)
 
-        self.optimizer = self.optimizer_class(self.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs)
+        actor_params = [*self.actor_network.parameters(), *self.motor_readout.parameters()]
+        if isinstance(self.action_dist, DiagGaussianDistribution):
+            actor_params.append(self.log_std)
+        critic_params = [*self.value_net.parameters()]
+        if self.critic_network is not None:
+            critic_params += list(self.critic_network.parameters())
+        groups = param_groups([(actor_params, self.actor_lr_scale), (critic_params, self.critic_lr_scale)], self)
+        self.optimizer = self.optimizer_class(groups, lr=lr_schedule(1), **self.optimizer_kwargs)
+        install_lr_scales(self.optimizer)
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
         data = BasePolicy._get_constructor_parameters(self)
@@ -257,6 +276,8 @@ class NCPActorCriticPolicy(RecurrentActorCriticPolicy):
             cfc_mode=self.cfc_mode,
             motor_affine=self.motor_affine,
             motor_scale_init=self.motor_scale_init,
+            actor_lr_scale=self.actor_lr_scale,
+            critic_lr_scale=self.critic_lr_scale,
             critic=self.critic_kind,
             critic_cell=self.critic_cell,
             critic_wiring=None if self.critic_network is None else wiring_to_data(self.critic_network.wiring),

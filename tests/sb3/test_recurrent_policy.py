@@ -145,6 +145,18 @@ def test_predicted_state_is_every_actor_neuron_and_resets_on_episode_start():
     assert not np.allclose(kept[0][:, 0], fresh[0][:, 0])
 
 
+def test_clamped_neurons_hold_their_values_in_predict():
+    model = _model(units=12)
+    policy = model.policy
+    obs = np.random.default_rng(3).uniform(-1, 1, (2, 3)).astype(np.float32)
+    _, free = model.predict(obs, episode_start=np.array([True, True]))
+    policy.actor_network.clamp = (torch.tensor([0, 5]), torch.tensor([0.7, -0.3]))
+    _, clamped = model.predict(obs, episode_start=np.array([True, True]))
+    policy.actor_network.clamp = None
+    np.testing.assert_allclose(policy.split_state(clamped).neurons[:, [0, 5]], [[0.7, -0.3]] * 2)
+    assert not np.allclose(free[0], clamped[0])
+
+
 def test_mixed_memory_cell_state_is_carried():
     model = _model(units=10, mixed_memory=True)
     obs = np.random.default_rng(2).uniform(-1, 1, (2, 3)).astype(np.float32)
@@ -184,6 +196,18 @@ def test_elapsed_key_feeds_timespans_not_features():
         make_policy(space, spaces.Discrete(2), timespan_key="dt")
 
 
+def test_irregular_time_step_env_trains():
+    import envs  # noqa: F401  (registers the ncp/ tasks)
+    from stable_baselines3.common.env_util import make_vec_env
+    from stable_baselines3.common.vec_env import VecNormalize
+
+    env = VecNormalize(make_vec_env("ncp/CartPoleNoVelIrregular-v1", n_envs=2, seed=0), norm_obs_keys=["observation"])
+    model = RecurrentPPO(NCPActorCriticPolicy, env, n_steps=16, batch_size=16, n_epochs=1, seed=0,
+                         policy_kwargs=dict(units=10))
+    assert model.policy.timespan_key == "elapsed" and model.policy.features_dim == 2
+    model.learn(64)
+
+
 def test_image_observations_go_through_a_cnn():
     image = spaces.Box(0, 255, (3, 36, 36), np.uint8)
     model = _model(obs_space=image, units=10, features_extractor_kwargs=dict(features_dim=8))
@@ -207,6 +231,22 @@ def test_multidiscrete_and_box_actions_train():
         model.learn(32)
         action, _ = model.predict(np.zeros((2, 3), np.float32))
         assert action.shape == (2, *action_space.shape)
+
+
+def test_per_module_learning_rates():
+    policy = make_policy(OBS, spaces.Box(-1, 1, (2,), np.float32), units=10, actor_lr_scale=10.0, critic_lr_scale=0.5)
+    groups = policy.optimizer.param_groups
+    assert sorted(g["lr_scale"] for g in groups) == [0.5, 10.0]  # FlattenExtractor has no parameters
+    assert sum(len(g["params"]) for g in groups) == len(list(policy.parameters()))
+    before = {name: p.detach().clone() for name, p in policy.named_parameters()}
+    for p in policy.parameters():
+        p.grad = torch.ones_like(p)
+    policy.optimizer.step()  # Adam's first step moves every parameter by its learning rate
+    moved = {name: (p.detach() - before[name]).abs().max().item() for name, p in policy.named_parameters()}
+    assert moved["log_std"] == pytest.approx(1e-2, rel=1e-3)
+    assert moved["motor_readout.scale"] == pytest.approx(1e-2, rel=1e-3)
+    assert moved["value_net.bias"] == pytest.approx(5e-4, rel=1e-3)
+    assert all(g["lr"] == 1e-3 for g in groups)  # the base rate SB3's schedule sets is left as it was
 
 
 def test_invalid_arguments_are_clear_errors():
