@@ -30,6 +30,42 @@ Timespans = Union[float, Tensor]
 T = TypeVar("T")
 
 
+class WiredSizes:
+    """Sizes read from the wiring a cell was built from (``self._wiring``); shared by the wired cells."""
+
+    _wiring: Any
+
+    @property
+    def wiring(self) -> Any:
+        """The wiring this cell was built from."""
+        return self._wiring
+
+    @property
+    def state_size(self) -> int:
+        """Number of neurons N."""
+        return int(self._wiring.units)
+
+    @property
+    def sensory_size(self) -> int:
+        """Number of input features F."""
+        return int(self._wiring.input_dim)
+
+    @property
+    def motor_size(self) -> int:
+        """Number of motor neurons O."""
+        return int(self._wiring.output_dim)
+
+    @property
+    def synapse_count(self) -> int:
+        """Number of synapses between neurons."""
+        return int(abs(self._wiring.adjacency_matrix).sum())
+
+    @property
+    def sensory_synapse_count(self) -> int:
+        """Number of synapses from inputs to neurons."""
+        return int(abs(self._wiring.sensory_adjacency_matrix).sum())
+
+
 class SequenceCell(nn.Module, metaclass=abc.ABCMeta):
     """Base class of the one-step cells (LTC, CfC, wired CfC) that the sequence loop drives."""
 

@@ -19,6 +19,7 @@ from torch import Tensor, nn
 from .base import (
     SequenceCell,
     Timespans,
+    WiredSizes,
     cached_constants,
     cached_on_identity,
     check_wiring,
@@ -110,7 +111,7 @@ class LTCSequence:
         return tuple(zip(*(v.split(1, dim=1) for v in (self.cm_t, self.num_s, self.den_s))))
 
 
-class LTCCell(SequenceCell):
+class LTCCell(WiredSizes, SequenceCell):
     """A liquid time-constant cell whose synapses follow a wiring (ncps ``LTCCell`` compatible).
 
     :param wiring: the wiring (``ncp_policies.wirings``); built with ``in_features`` if given.
@@ -185,33 +186,6 @@ class LTCCell(SequenceCell):
             self.output_b = nn.Parameter(torch.zeros(self.motor_size))
 
     # ------------------------------------------------------------------ sizes
-    @property
-    def wiring(self) -> Any:
-        """The wiring this cell was built from."""
-        return self._wiring
-
-    @property
-    def state_size(self) -> int:
-        return int(self._wiring.units)
-
-    @property
-    def sensory_size(self) -> int:
-        return int(self._wiring.input_dim)
-
-    @property
-    def motor_size(self) -> int:
-        return int(self._wiring.output_dim)
-
-    @property
-    def synapse_count(self) -> int:
-        """Number of synapses between neurons."""
-        return int(np.sum(np.abs(self._wiring.adjacency_matrix)))
-
-    @property
-    def sensory_synapse_count(self) -> int:
-        """Number of synapses from inputs to neurons."""
-        return int(np.sum(np.abs(self._wiring.sensory_adjacency_matrix)))
-
     @property
     def ode_unfolds(self) -> int:
         return self._ode_unfolds

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .base import SequenceCell, Timespans, cached_constants, check_wiring, wiring_config, wiring_from_config
+from .base import SequenceCell, WiredSizes, Timespans, cached_constants, check_wiring, wiring_config, wiring_from_config
 from .cfc_cell import CfCCell
 from .cfc_kernel import _extension_for
 from .cfc_math import MODES, cfc_combine, head_blocks
@@ -60,7 +60,7 @@ class WiredCfCSequence:
         return None if isinstance(self.ts, float) else self.ts.unbind(1)
 
 
-class WiredCfCCell(SequenceCell):
+class WiredCfCCell(WiredSizes, SequenceCell):
     """A CfC cell whose neurons and synapses follow a wiring (ncps ``WiredCfCCell`` compatible).
 
     The output is the motor neurons (wiring ids ``< output_dim``, in id order); ncps returns the last
@@ -119,23 +119,6 @@ class WiredCfCCell(SequenceCell):
 
     # ------------------------------------------------------------------ sizes
     @property
-    def wiring(self) -> Any:
-        """The wiring this cell was built from."""
-        return self._wiring
-
-    @property
-    def state_size(self) -> int:
-        return int(self._wiring.units)
-
-    @property
-    def sensory_size(self) -> int:
-        return int(self._wiring.input_dim)
-
-    @property
-    def motor_size(self) -> int:
-        return int(self._wiring.output_dim)
-
-    @property
     def num_layers(self) -> int:
         return len(self._layer_sizes)
 
@@ -148,14 +131,6 @@ class WiredCfCCell(SequenceCell):
     def state_neuron_ids(self) -> List[int]:
         """The wiring neuron id held at each position of the state vector."""
         return list(self._state_neuron_ids)
-
-    @property
-    def synapse_count(self) -> int:
-        return int(np.sum(np.abs(self._wiring.adjacency_matrix)))
-
-    @property
-    def sensory_synapse_count(self) -> int:
-        return int(np.sum(np.abs(self._wiring.sensory_adjacency_matrix)))
 
     def layers(self) -> List[CfCCell]:
         """The per-layer cells ``layer_0 .. layer_{L-1}``."""

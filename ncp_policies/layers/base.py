@@ -6,7 +6,7 @@ from typing import Any, Dict, List, Optional, Tuple, Union
 import torch
 from torch import Tensor, nn
 
-from ..cells.base import SequenceCell
+from ..cells.base import SequenceCell, wiring_from_config
 from ..cells.lstm_cell import LSTMCell
 from .checks import check_input, clamp_spec, initial_state, keep_from_resets, timespans_tensor
 from .sequence import SequenceOutput, run_sequence
@@ -86,7 +86,21 @@ class SequenceLayer(nn.Module):
         """JSON-able constructor arguments (each subclass lists its own)."""
         raise NotImplementedError(f"{type(self).__name__} must implement get_config()")
 
+    @classmethod
+    def from_config(cls, cfg: Dict[str, Any]) -> "SequenceLayer":
+        """Rebuild a layer (fresh weights) from :meth:`get_config`'s output.
+
+        :param cfg: the config dict; its ``"wiring"`` entry (a wiring config) is used when
+            ``"units"`` is None.
+        """
+        cfg = dict(cfg)
+        wiring = cfg.pop("wiring", None)
+        if cfg.get("units") is None:
+            cfg["units"] = wiring_from_config(wiring)
+        return cls(**cfg)
+
     # ------------------------------------------------------------------ running
+
     def run(
         self,
         x: Tensor,

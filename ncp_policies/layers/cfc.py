@@ -5,7 +5,7 @@ from typing import Any, Dict, Optional, Union
 
 from torch import Tensor, nn
 
-from ..cells.base import check_wiring, wiring_config, wiring_from_config
+from ..cells.base import check_wiring, wiring_config
 from ..cells.cfc_cell import CfCCell
 from ..cells.wired_cfc_cell import WiredCfCCell
 from .base import SequenceLayer
@@ -107,15 +107,3 @@ class CfC(SequenceLayer):
             "backbone_layers": self.backbone_layers,
             "backbone_dropout": self.backbone_dropout,
         }
-
-    @classmethod
-    def from_config(cls, cfg: Dict[str, Any]) -> "CfC":
-        """Rebuild a layer (fresh weights) from :meth:`get_config`'s output.
-
-        :param cfg: the config dict.
-        """
-        cfg = dict(cfg)
-        wiring = cfg.pop("wiring", None)
-        if cfg.get("units") is None:
-            cfg["units"] = wiring_from_config(wiring)
-        return cls(**cfg)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any, Dict, Mapping, Optional, Sequence, Union
 
-from ..cells.base import check_wiring, wiring_config, wiring_from_config
+from ..cells.base import check_wiring, wiring_config
 from ..cells.ltc_cell import LTCCell
 from .base import SequenceLayer
 
@@ -84,15 +84,3 @@ class LTC(SequenceLayer):
             "implicit_param_constraints": cell.implicit_param_constraints,
             "init_ranges": cell.init_range_overrides,
         }
-
-    @classmethod
-    def from_config(cls, cfg: Dict[str, Any]) -> "LTC":
-        """Rebuild a layer (fresh weights) from :meth:`get_config`'s output.
-
-        :param cfg: the config dict.
-        """
-        cfg = dict(cfg)
-        wiring = cfg.pop("wiring", None)
-        if cfg.get("units") is None:
-            cfg["units"] = wiring_from_config(wiring)
-        return cls(**cfg)
