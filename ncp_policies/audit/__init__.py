@@ -7,7 +7,7 @@ neuron, or do everything with ``audit(model, env_id, episodes, out_dir, seed)``.
 from __future__ import annotations
 
 from .ablation import Ablation, ablate
-from .adapters import NetworkAdapter, PolicyAdapter, RecurrentPPOAdapter, StepResult, make_adapter
+from .adapters import NCPExtractorAdapter, NetworkAdapter, PolicyAdapter, RecurrentPPOAdapter, StepResult, make_adapter
 from .attribution import Attribution, attribute
 from .plots import plot_activity_heatmap, plot_motor_traces, plot_wiring
 from .recording import Recording, record
@@ -18,6 +18,7 @@ __all__ = [
     "Ablation",
     "Attribution",
     "AuditReport",
+    "NCPExtractorAdapter",
     "NetworkAdapter",
     "PolicyAdapter",
     "Recording",

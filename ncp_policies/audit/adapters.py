@@ -5,7 +5,10 @@ The rest of :mod:`ncp_policies.audit` only talks to a :class:`PolicyAdapter`:
 * :class:`NetworkAdapter` - a bare LTC / CfC layer plus an ``obs -> input`` and an
   ``outputs -> action`` function;
 * :class:`RecurrentPPOAdapter` - an sb3-contrib ``RecurrentPPO`` model whose policy is
-  ``NCPActorCriticPolicy`` (the actor's neuron state is ``h[..., :N_actor]`` of the actor state).
+  ``NCPActorCriticPolicy`` (the actor's neuron state is ``h[..., :N_actor]`` of the actor state);
+* :class:`NCPExtractorAdapter` - an SB3 PPO / A2C / DQN / SAC / TD3 model whose acting features
+  extractor is ``ncp_policies.sb3.NCPExtractor`` (an NCP over a frame-stacked window, no memory
+  between environment steps).
 
 :func:`make_adapter` picks the right one.
 """
@@ -296,6 +299,166 @@ class _ManualState:
     hx: Any
 
 
+class NCPExtractorAdapter(PolicyAdapter):
+    """An SB3 PPO / A2C / DQN / SAC / TD3 model whose acting features extractor is ``NCPExtractor``.
+
+    Such a model is memoryless between environment steps: for every observation (a stacked window
+    of ``n_stack`` steps, oldest first) the extractor runs its NCP over the window from a zero state.
+    The audited activity of one environment step is therefore every neuron's state after the
+    window's *newest* step (``layer.run(window).states[:, -1]``), and :class:`StepResult` ``.state``
+    is always None. A clamp (ablation) holds neurons at fixed values after every step of the window.
+
+    :meth:`act` calls ``model.predict(obs, deterministic=True)`` once, with the extractor's forward
+    temporarily replaced by the same computation run through ``layer.run(..., clamp=...)``, so the
+    recorded neuron states are exactly those the action was computed from. :meth:`forward_sequence`
+    treats each (B, T) observation independently (no state carried across T), its ``outputs`` are the
+    extractor's features (B, T, features_dim) and :meth:`outputs_to_actions` applies the model's own
+    heads to them (actor MLP + distribution mode, Q-argmax, SAC / TD3 actor), then rescales / clips like
+    ``predict``. Attribution therefore works per step: a step's motor state depends only on its own
+    window, and the attributed features are the flattened window (``n_stack * F`` values, oldest step
+    first). Only the actor's extractor is audited (a separate critic extractor is ignored).
+
+    :param model: an SB3 model (PPO, A2C, DQN, SAC, TD3) trained with
+        ``features_extractor_class=NCPExtractor``
+    """
+
+    def __init__(self, model: Any) -> None:
+        policy = getattr(model, "policy", None)
+        found = _acting_ncp_extractor(policy)
+        if found is None:
+            raise TypeError(
+                f"model: {type(model).__name__} with policy {type(policy).__name__} does not act through an "
+                "ncp_policies.sb3.NCPExtractor; train it with policy_kwargs=dict(features_extractor_class=NCPExtractor)"
+            )
+        self.model = model
+        self.policy = policy
+        self.extractor, self._head = found
+        self.network = self.extractor.layer
+        self.action_space = model.action_space
+
+    def initial_state(self) -> Any:
+        return None  # memoryless: every step starts its window from zeros
+
+    def network_input(self, obs: torch.Tensor) -> torch.Tensor:
+        """Flatten each step's stacked window.
+
+        :param obs: (B, T, *obs_shape) stacked observations, obs_shape = (n_stack * F,) or (n_stack, F)
+        :return: (B, T, n_stack * F) float windows, oldest step first (the layer reads them as n_stack steps)
+        """
+        return obs.reshape(*obs.shape[:2], -1).float()
+
+    def _run_windows(self, windows: torch.Tensor, clamp: Clamp | None) -> tuple[torch.Tensor, SequenceResult]:
+        """Run the layer over (M, n_stack * F) windows; return the extractor's features (M, D) and the run."""
+        ext = self.extractor
+        x = windows.reshape(windows.shape[0], ext.n_stack, ext.step_features).float()
+        out = run_network(self.network, x, None, clamp)
+        features = out.outputs[:, -1] if ext.output == "motor" else out.states[:, -1]
+        return features, out
+
+    def forward_sequence(self, obs: torch.Tensor, clamp: Clamp | None = None) -> SequenceResult:
+        """Run the extractor's layer on every step's window independently (no state across T).
+
+        :param obs: (B, T, *obs_shape) float stacked observations
+        :param clamp: None or (state positions (K,), values (K,)) neurons held at fixed values
+        :return: outputs (B, T, features_dim) the extractor's features; states / cell_states (B, T, N)
+            after each window's newest step; hx None
+        """
+        b, t = obs.shape[:2]
+        windows = self.network_input(obs).reshape(b * t, -1).to(self.policy.device)
+        features, out = self._run_windows(windows, clamp)
+        cells = out.cell_states[:, -1].reshape(b, t, -1) if out.cell_states is not None else None
+        return SequenceResult(features.reshape(b, t, -1), out.states[:, -1].reshape(b, t, -1), cells, None)
+
+    def outputs_to_actions(self, outputs: torch.Tensor) -> torch.Tensor:
+        b, t = outputs.shape[:2]
+        actions = self._head(outputs.reshape(b * t, -1))
+        space = self.action_space
+        if isinstance(space, gym.spaces.Box):
+            low = torch.as_tensor(space.low, dtype=actions.dtype, device=actions.device).reshape(-1)
+            high = torch.as_tensor(space.high, dtype=actions.dtype, device=actions.device).reshape(-1)
+            if getattr(self.policy, "squash_output", False):
+                actions = low + 0.5 * (actions + 1.0) * (high - low)  # BasePolicy.unscale_action
+            else:
+                actions = torch.maximum(torch.minimum(actions, high), low)
+        return actions.reshape(b, t, -1)
+
+    def act(self, obs: np.ndarray, state: Any, episode_start: bool, clamp: Clamp | None = None) -> StepResult:
+        ext = self.extractor
+        captured: dict[str, SequenceResult] = {}
+
+        def forward(observations: torch.Tensor) -> torch.Tensor:
+            features, out = self._run_windows(observations.reshape(observations.shape[0], -1), clamp)
+            captured["out"] = out
+            return features
+
+        previous = ext.__dict__.get("forward")
+        ext.forward = forward  # instance attribute: nn.Module.__call__ dispatches to it
+        try:
+            action, _ = self.model.predict(np.asarray(obs), deterministic=True)
+        finally:
+            if previous is None:
+                del ext.forward
+            else:
+                ext.forward = previous
+        out = captured["out"]
+        cells = out.cell_states[0, -1].cpu().numpy() if out.cell_states is not None else None
+        return StepResult(np.asarray(action), None, out.states[0, -1].cpu().numpy(), cells)
+
+    def describe(self) -> dict[str, Any]:
+        info = super().describe()
+        info.update(
+            algorithm=type(self.model).__name__,
+            policy=type(self.policy).__name__,
+            n_stack=int(self.extractor.n_stack),
+            extractor_output=self.extractor.output,
+        )
+        return info
+
+
+def _acting_ncp_extractor(policy: Any) -> tuple[nn.Module, Callable[[torch.Tensor], torch.Tensor]] | None:
+    """The ``NCPExtractor`` that feeds a policy's actions and its ``(M, D) features -> (M, ...) actions``
+    head (before rescaling / clipping), or None when the policy does not act through one."""
+    from ncp_policies.sb3.extractor import NCPExtractor  # lazy: keeps the audit import light
+
+    if policy is None:
+        return None
+    actor = getattr(policy, "actor", None)
+    if isinstance(actor, nn.Module) and isinstance(getattr(actor, "features_extractor", None), NCPExtractor):
+        if hasattr(actor, "latent_pi"):  # SAC
+            return actor.features_extractor, lambda f: _sac_mode(actor, f)
+        return actor.features_extractor, lambda f: actor.mu(f)  # TD3: tanh-squashed actions
+    q_net = getattr(policy, "q_net", None)
+    if isinstance(q_net, nn.Module) and isinstance(getattr(q_net, "features_extractor", None), NCPExtractor):
+        return q_net.features_extractor, lambda f: q_net.q_net(f).argmax(dim=1)  # DQN
+    extractor = getattr(policy, "pi_features_extractor", None) or getattr(policy, "features_extractor", None)
+    if isinstance(extractor, NCPExtractor) and hasattr(policy, "mlp_extractor"):
+        if hasattr(policy, "lstm_actor"):
+            raise TypeError(
+                f"model: policy {type(policy).__name__} puts an LSTM between NCPExtractor and its heads; "
+                "auditing it is not supported (use PPO / A2C with NCPExtractor, "
+                "or RecurrentPPO with NCPActorCriticPolicy)"
+            )
+
+        def head(features: torch.Tensor) -> torch.Tensor:  # PPO / A2C
+            latent = policy.mlp_extractor.forward_actor(features)
+            return policy._get_action_dist_from_latent(latent).get_actions(deterministic=True)
+
+        return extractor, head
+    return None
+
+
+def _sac_mode(actor: nn.Module, features: torch.Tensor) -> torch.Tensor:
+    """SAC's deterministic (squashed) action from features, as ``Actor.forward(deterministic=True)``."""
+    from stable_baselines3.sac.policies import LOG_STD_MAX, LOG_STD_MIN
+
+    latent = actor.latent_pi(features)
+    mean = actor.mu(latent)
+    if actor.use_sde:
+        return actor.action_dist.actions_from_params(mean, actor.log_std, deterministic=True, latent_sde=latent)
+    log_std = torch.clamp(actor.log_std(latent), LOG_STD_MIN, LOG_STD_MAX)
+    return actor.action_dist.actions_from_params(mean, log_std, deterministic=True)
+
+
 def make_adapter(
     agent: Any,
     action_space: gym.Space | None = None,
@@ -305,7 +468,8 @@ def make_adapter(
     """Wrap an agent in the adapter that fits it.
 
     :param agent: a :class:`PolicyAdapter` (returned as is), an SB3 ``RecurrentPPO`` model with
-        ``NCPActorCriticPolicy``, or a bare LTC / CfC layer
+        ``NCPActorCriticPolicy``, an SB3 PPO / A2C / DQN / SAC / TD3 model with ``NCPExtractor``,
+        or a bare LTC / CfC layer
     :param action_space: the environment's action space (bare layers only)
     :param obs_to_input: bare layers only: (B, T, *obs_shape) -> (B, T, F); default flatten
     :param output_to_action: bare layers only: (B, T, O) -> (B, T, A); default clip / argmax
@@ -315,10 +479,13 @@ def make_adapter(
     policy = getattr(agent, "policy", None)
     if policy is not None and hasattr(policy, "actor_network"):
         return RecurrentPPOAdapter(agent)
+    if policy is not None and _acting_ncp_extractor(policy) is not None:
+        return NCPExtractorAdapter(agent)
     if policy is not None:
         raise TypeError(
             f"agent: {type(agent).__name__} with policy {type(policy).__name__} has no NCP actor; "
-            "train it with ncp_policies.sb3.NCPActorCriticPolicy (RecurrentPPO) or pass the bare layer"
+            "train it with ncp_policies.sb3.NCPActorCriticPolicy (RecurrentPPO), with "
+            "features_extractor_class=ncp_policies.sb3.NCPExtractor, or pass the bare layer"
         )
     if isinstance(agent, nn.Module):
         if action_space is None:
