@@ -11,13 +11,6 @@ from ncp_policies import CfC, LTC, load, save
 from ncp_policies.cells import CfCCell, LSTMCell, LTCCell, WiredCfCCell
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 MODULES = {
     "ltc_ncp": lambda: LTC(3, wirings.NCP(4, 3, 2, 3, 2, 2, 2), mixed_memory=True, init_ranges={"w": (0.1, 2)}),

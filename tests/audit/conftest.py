@@ -37,13 +37,6 @@ def make_layer(kind: str = "ltc", mixed: bool = False, seed: int = 0) -> nn.Modu
     return layer_cls(3, wiring, batch_first=True, mixed_memory=mixed)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 @pytest.fixture
 def layer_factory() -> Callable[..., nn.Module]:
