@@ -65,6 +65,25 @@ TASKS: dict[str, dict[str, Any]] = {
                         "learning_rate": 1e-3, "clip_range": 0.2, "ent_coef": 0.0},
         "rl_zoo": "−217.9 ± 140.1 (100k steps, with gSDE)",
     },
+    # RL Zoo's MountainCarContinuousNoVel-v0 settings as they are (gSDE with log_std_init -3.29, one env,
+    # an update every 8 steps); the LSTM keeps the kwargs above plus RL Zoo's log_std_init / ortho_init.
+    "ncp/MountainCarContinuousNoVel-v0": {
+        "n_envs": 1, "n_timesteps": 50_000, "normalize": True, "preset": "mountaincar_continuous_novel_cfc",
+        "hyperparams": {"n_steps": 8, "batch_size": 256, "n_epochs": 10, "gamma": 0.9999, "gae_lambda": 0.9,
+                        "learning_rate": 7.77e-5, "clip_range": 0.1, "ent_coef": 0.00429, "max_grad_norm": 5.0,
+                        "vf_coef": 0.19, "use_sde": True},
+        "lstm_kwargs": {"log_std_init": -3.29},
+        "rl_zoo": "91.47 ± 1.78 (300k steps)",
+    },
+    # RL Zoo's LunarLanderNoVel-v2 settings (γ 0.999, λ 0.98, 4 epochs, batch 64, ent 0.01) on a budget this
+    # 2-core machine can train over seeds: 8 envs × 256 steps per update (RL Zoo: 16 × 1024 over 1M steps,
+    # too few updates in 300k), lr linear from 1e-3, VecNormalize. RL Zoo publishes no score for it.
+    "ncp/LunarLanderNoVel-v3": {
+        "n_envs": 8, "n_timesteps": 300_000, "normalize": True, "preset": "lunarlander_novel_cfc",
+        "hyperparams": {"n_steps": 256, "batch_size": 64, "n_epochs": 4, "gamma": 0.999, "gae_lambda": 0.98,
+                        "learning_rate": "lin_1e-3", "clip_range": 0.2, "ent_coef": 0.01},
+        "rl_zoo": "none published (its LunarLanderNoVel-v2 settings train 1M steps)",
+    },
 }
 EVAL_SEED = 10_000
 EVAL_ENVS = 10
@@ -132,6 +151,7 @@ def _make_model(policy: str, task: dict[str, Any], venv: Any, seed: int, ncp_kwa
     if policy == "lstm":
         kwargs = dict(ortho_init=False, activation_fn=nn.ReLU, lstm_hidden_size=64, enable_critic_lstm=True,
                       net_arch=dict(pi=[64], vf=[64]))
+        kwargs.update(task.get("lstm_kwargs", {}))
         return RecurrentPPO("MlpLstmPolicy", venv, policy_kwargs=kwargs, **common)
     if policy == "mlp4":
         return PPO("MlpPolicy", venv, **common)

@@ -254,7 +254,13 @@ class RecurrentPPOAdapter(PolicyAdapter):
         latent = outputs.reshape(b * t, -1)  # NCPActorCriticPolicy: the motor outputs are the actor latent
         if not hasattr(self.policy, "motor_readout"):
             latent = self.policy.mlp_extractor.forward_actor(latent)
-        actions = self.policy._get_action_dist_from_latent(latent).get_actions(deterministic=True)
+        if getattr(self.policy, "use_sde", False) and hasattr(self.policy, "motor_readout"):
+            # gSDE noise never changes the deterministic action (the mode is the mean): zero latent is exact
+            sde = latent.new_zeros(len(latent), self.policy.actor_neuron_count)
+            distribution = self.policy._get_action_dist_from_latent(latent, sde)
+        else:
+            distribution = self.policy._get_action_dist_from_latent(latent)
+        actions = distribution.get_actions(deterministic=True)
         space = self.action_space
         if isinstance(space, gym.spaces.Box):
             if getattr(self.policy, "squash_output", False):

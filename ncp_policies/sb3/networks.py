@@ -127,6 +127,27 @@ class NCPNetwork(nn.Module):
         latent = out.states if all_neurons else out.outputs
         return latent.reshape(-1, latent.shape[-1]), self.pack_state(out.hx, state[1])
 
+    def forward_with_neurons(
+        self,
+        features: torch.Tensor,
+        state: RecurrentState,
+        episode_starts: torch.Tensor,
+        timespans: Optional[torch.Tensor] = None,
+    ) -> tuple[torch.Tensor, torch.Tensor, RecurrentState]:
+        """Like :meth:`forward`, but return the motor outputs *and* every neuron's state of the same run.
+
+        :param features: (n_seq * T, F) inputs, sequence-major (sequence 0's T steps first).
+        :param state: (h, c), each (1, n_seq, H): the state before each sequence's first step.
+        :param episode_starts: (n_seq * T,) 1.0 where an episode starts (the state is zeroed before that step).
+        :param timespans: (n_seq * T,) time elapsed at each step, or None for 1.0.
+        :return: motor outputs (n_seq * T, O), neuron states after each step (n_seq * T, N) and the state
+            (h, c), each (1, n_seq, H), after the last step.
+        """
+        out = self.run_sequences(features, state, episode_starts, timespans)
+        motor = out.outputs.reshape(-1, out.outputs.shape[-1])
+        neurons = out.states.reshape(-1, out.states.shape[-1])
+        return motor, neurons, self.pack_state(out.hx, state[1])
+
     def run_sequences(
         self,
         features: torch.Tensor,

@@ -3,7 +3,8 @@
 The actor is one NCP (CfC or LTC) whose **motor neurons are the action outputs** (logits or Gaussian
 means, through at most a per-motor scale and bias). The critic is, by default, a second NCP of its own
 (it needs memory) whose neuron states feed a linear value head; ``critic="mlp"`` gives a memoryless
-MLP critic instead.
+MLP critic instead. With ``use_sde=True`` (Box actions) exploration is gSDE: the noise is a linear map of
+the actor's full neuron state, resampled by ``reset_noise`` (every ``sde_sample_freq`` steps in RecurrentPPO).
 
 Usage::
 
@@ -30,13 +31,17 @@ import torch
 from gymnasium import spaces
 from sb3_contrib.common.recurrent.policies import RecurrentActorCriticPolicy
 from sb3_contrib.common.recurrent.type_aliases import RNNStates
-from stable_baselines3.common.distributions import DiagGaussianDistribution, Distribution
+from stable_baselines3.common.distributions import (
+    DiagGaussianDistribution,
+    Distribution,
+    StateDependentNoiseDistribution,
+)
 from stable_baselines3.common.policies import ActorCriticPolicy, BasePolicy
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from stable_baselines3.common.type_aliases import PyTorchObs, Schedule
 from torch import nn
 
-from .action_heads import MotorReadout, check_action_space, check_motor_count, motor_count
+from .action_heads import MotorReadout, check_action_space, check_motor_count, describe_space, motor_count
 from .lr_scales import install_lr_scales, param_groups
 from .networks import CELLS, NCPNetwork, RecurrentState, build_layer
 from .observations import default_extractor_class, feature_space, resolve_timespan_key, timespans_from_obs
@@ -62,7 +67,7 @@ class NCPActorCriticPolicy(RecurrentActorCriticPolicy):
     """Recurrent actor-critic policy whose actor is a Neural Circuit Policy (for ``RecurrentPPO``).
 
     :param observation_space: observation space (Box vectors, images, or Dict).
-    :param action_space: Box, Discrete or MultiDiscrete action space.
+    :param action_space: Box, Discrete or MultiDiscrete action space (Box only with ``use_sde``).
     :param lr_schedule: learning-rate schedule (``lr_schedule(1)`` is the initial rate).
     :param cell: ``"cfc"`` (closed-form continuous-time, fast) or ``"ltc"`` (liquid time-constant ODE).
     :param units: neurons of the default actor wiring ``AutoNCP(units, motors)``.
@@ -76,7 +81,7 @@ class NCPActorCriticPolicy(RecurrentActorCriticPolicy):
     :param motor_affine: learnable per-motor scale and bias between the motor neurons and the
         distribution; None = on for CfC (bounded outputs), off for LTC (its layer maps outputs affinely).
     :param motor_scale_init: initial per-motor scale (with ``motor_affine``).
-    :param actor_lr_scale: the actor's learning rate (network, motor scale and bias, log std) as a
+    :param actor_lr_scale: the actor's learning rate (network, motor scale and bias, log std or gSDE log std) as a
         multiple of the algorithm's (SB3's schedule sets the base rate, the ratio stays fixed).
     :param critic_lr_scale: the critic's learning rate (network and value head) as a multiple of the
         algorithm's.
@@ -93,10 +98,20 @@ class NCPActorCriticPolicy(RecurrentActorCriticPolicy):
     :param activation_fn: activation of the ``"mlp"`` critic.
     :param timespan_key: Dict observation key fed as the network's timespans (not as a feature);
         ``"auto"`` = ``"elapsed"`` when the Dict space has it, None = unit time steps.
-    :param log_std_init: initial log standard deviation of Gaussian actions.
+    :param log_std_init: initial log standard deviation of Gaussian actions (with ``use_sde``: every entry of
+        the gSDE ``log_std``, the log std of the exploration-matrix weights).
     :param ortho_init: orthogonal initialisation of the features extractor and MLP critic, as SB3
         (the NCP layers keep their own initialisation).
-    :param use_sde: must be False (gSDE is not supported).
+    :param use_sde: generalized State-Dependent Exploration (Box actions only), as SB3's ``ActorCriticPolicy``:
+        the motor neurons stay the means, the noise is ``latent_sde @ exploration_mat`` where ``latent_sde``
+        (B, N) is the actor's full neuron state after the step (detached: SB3's ``learn_features=False``),
+        ``exploration_mat`` (N, O) is drawn by :meth:`reset_noise` with std ``exp(log_std)``, and
+        ``log_std`` is an (N, O) parameter ((N, 1) without ``full_std``). RecurrentPPO passes its own
+        ``use_sde`` here.
+    :param full_std: with ``use_sde``, one log std per (neuron, action) pair instead of one per neuron.
+    :param use_expln: with ``use_sde``, map ``log_std`` to a std through gSDE's ``expln`` instead of ``exp``.
+    :param squash_output: with ``use_sde`` only, squash actions with ``tanh`` (``predict`` rescales them to
+        the Box bounds).
     :param features_extractor_class: front end; None = CombinedExtractor for Dict spaces, NatureCNN for
         images, FlattenExtractor otherwise.
     :param features_extractor_kwargs: keyword arguments of the features extractor.
@@ -135,6 +150,9 @@ class NCPActorCriticPolicy(RecurrentActorCriticPolicy):
         log_std_init: float = 0.0,
         ortho_init: bool = True,
         use_sde: bool = False,
+        full_std: bool = True,
+        use_expln: bool = False,
+        squash_output: bool = False,
         features_extractor_class: Optional[type[BaseFeaturesExtractor]] = None,
         features_extractor_kwargs: Optional[dict[str, Any]] = None,
         share_features_extractor: bool = True,
@@ -143,8 +161,16 @@ class NCPActorCriticPolicy(RecurrentActorCriticPolicy):
         optimizer_kwargs: Optional[dict[str, Any]] = None,
     ) -> None:
         check_action_space(action_space)
-        if use_sde:
-            raise ValueError("NCPActorCriticPolicy does not support gSDE; use use_sde=False (the default).")
+        if use_sde and not isinstance(action_space, spaces.Box):
+            raise ValueError(
+                "generalized State-Dependent Exploration (gSDE) can only be used with continuous actions: "
+                f"use_sde=True needs a Box action space, got {describe_space(action_space)}. "
+                "Use use_sde=False for Discrete and MultiDiscrete actions."
+            )
+        if squash_output and not use_sde:
+            raise ValueError(
+                "squash_output=True is only available when using gSDE (use_sde=True), as in SB3; got use_sde=False."
+            )
         if cell not in CELLS:
             raise ValueError(f"cell must be one of {list(CELLS)}, got {cell!r}.")
         if critic not in CRITICS:
@@ -190,8 +216,11 @@ class NCPActorCriticPolicy(RecurrentActorCriticPolicy):
             net_arch=[],
             activation_fn=activation_fn,
             ortho_init=ortho_init,
-            use_sde=False,
+            use_sde=use_sde,
             log_std_init=log_std_init,
+            full_std=full_std,
+            use_expln=use_expln,
+            squash_output=squash_output,
             features_extractor_class=features_extractor_class,
             features_extractor_kwargs=features_extractor_kwargs,
             share_features_extractor=share_features_extractor,
@@ -232,6 +261,14 @@ class NCPActorCriticPolicy(RecurrentActorCriticPolicy):
         self.motor_readout = MotorReadout(motors, self.motor_scale_init) if self.motor_affine else nn.Identity()
         if isinstance(self.action_dist, DiagGaussianDistribution):
             self.log_std = nn.Parameter(torch.full((motors,), float(self.log_std_init)))
+        elif isinstance(self.action_dist, StateDependentNoiseDistribution):
+            # SB3's proba_distribution_net without its linear mean layer (the motor neurons are the means):
+            # the noise reads every actor neuron, so latent_sde_dim = N.
+            neurons = self.actor_network.neuron_count
+            self.action_dist.latent_sde_dim = neurons
+            columns = motors if self.action_dist.full_std else 1
+            self.log_std = nn.Parameter(torch.full((neurons, columns), float(self.log_std_init)))
+            self.action_dist.sample_weights(self.log_std)
 
         if self.critic_network is not None:
             critic = self.critic_network
@@ -256,7 +293,7 @@ class NCPActorCriticPolicy(RecurrentActorCriticPolicy):
                 self.init_weights(self.value_net[-1], gain=1.0)
 
         actor_params = [*self.actor_network.parameters(), *self.motor_readout.parameters()]
-        if isinstance(self.action_dist, DiagGaussianDistribution):
+        if isinstance(self.action_dist, (DiagGaussianDistribution, StateDependentNoiseDistribution)):
             actor_params.append(self.log_std)
         critic_params = [*self.value_net.parameters()]
         if self.critic_network is not None:
@@ -267,6 +304,7 @@ class NCPActorCriticPolicy(RecurrentActorCriticPolicy):
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
         data = BasePolicy._get_constructor_parameters(self)
+        dist_kwargs = self.dist_kwargs or {}
         data.update(
             lr_schedule=self._dummy_schedule,
             cell=self.cell,
@@ -287,6 +325,10 @@ class NCPActorCriticPolicy(RecurrentActorCriticPolicy):
             timespan_key=self.timespan_key,
             log_std_init=self.log_std_init,
             ortho_init=self.ortho_init,
+            use_sde=self.use_sde,
+            full_std=dist_kwargs.get("full_std", True),
+            use_expln=dist_kwargs.get("use_expln", False),
+            squash_output=self.squash_output,
             features_extractor_class=self.features_extractor_class,
             features_extractor_kwargs=self.features_extractor_kwargs,
             share_features_extractor=self.share_features_extractor,
@@ -337,17 +379,48 @@ class NCPActorCriticPolicy(RecurrentActorCriticPolicy):
 
     # ------------------------------------------------------------------ forward passes
 
-    def _get_action_dist_from_latent(self, latent_pi: torch.Tensor) -> Distribution:
+    def reset_noise(self, n_envs: int = 1) -> None:
+        """Sample new gSDE exploration matrices: one shared (N, O) matrix and one per environment.
+
+        :param n_envs: number of per-environment matrices (``exploration_matrices`` is (n_envs, N, O)).
+        """
+        if not isinstance(self.action_dist, StateDependentNoiseDistribution):
+            raise ValueError(
+                "reset_noise() samples gSDE exploration matrices; it needs use_sde=True (got use_sde=False)."
+            )
+        self.action_dist.sample_weights(self.log_std, batch_size=n_envs)
+
+    def _get_action_dist_from_latent(
+        self, latent_pi: torch.Tensor, latent_sde: Optional[torch.Tensor] = None
+    ) -> Distribution:
         """The action distribution from the actor's motor neurons.
 
         :param latent_pi: (B, O) motor neuron outputs.
+        :param latent_sde: (B, N) every actor neuron's state after the step; needed with ``use_sde``.
         :return: Categorical / MultiCategorical over the (scaled) motor logits, or a Gaussian with the
-            (scaled) motor outputs as means.
+            (scaled) motor outputs as means (with ``use_sde``: its std from ``latent_sde`` and ``log_std``).
         """
         params = self.motor_readout(latent_pi)
         if isinstance(self.action_dist, DiagGaussianDistribution):
             return self.action_dist.proba_distribution(params, self.log_std)
+        if isinstance(self.action_dist, StateDependentNoiseDistribution):
+            if latent_sde is None:
+                raise ValueError("latent_sde (B, N), the actor's neuron states, is needed with use_sde=True.")
+            return self.action_dist.proba_distribution(params, self.log_std, latent_sde)
         return self.action_dist.proba_distribution(action_logits=params)
+
+    def _actor(
+        self,
+        pi_features: torch.Tensor,
+        state: RecurrentState,
+        episode_starts: torch.Tensor,
+        timespans: Optional[torch.Tensor],
+    ) -> tuple[Distribution, RecurrentState]:
+        # One actor run gives the means (motor neurons) and gSDE's latent features (every neuron).
+        motor, neurons, new_state = self.actor_network.forward_with_neurons(
+            pi_features, state, episode_starts, timespans
+        )
+        return self._get_action_dist_from_latent(motor, neurons), new_state
 
     def _split_features(self, obs: PyTorchObs) -> tuple[torch.Tensor, torch.Tensor, Optional[torch.Tensor]]:
         features = self.extract_features(obs)  # computed once for actor and critic when shared
@@ -384,9 +457,8 @@ class NCPActorCriticPolicy(RecurrentActorCriticPolicy):
         :return: actions (n_envs, *action_shape), values (n_envs, 1), log-probabilities (n_envs,), new states.
         """
         pi_features, vf_features, timespans = self._split_features(obs)
-        motor, pi_state = self.actor_network(pi_features, lstm_states.pi, episode_starts, timespans)
+        distribution, pi_state = self._actor(pi_features, lstm_states.pi, episode_starts, timespans)
         values, vf_state = self._values(vf_features, lstm_states.vf, episode_starts, timespans)
-        distribution = self._get_action_dist_from_latent(motor)
         actions = distribution.get_actions(deterministic=deterministic)
         log_prob = distribution.log_prob(actions)
         actions = actions.reshape((-1, *self.action_space.shape))
@@ -407,8 +479,7 @@ class NCPActorCriticPolicy(RecurrentActorCriticPolicy):
         """
         features = super(ActorCriticPolicy, self).extract_features(obs, self.pi_features_extractor)
         timespans = timespans_from_obs(obs, self.timespan_key)
-        motor, state = self.actor_network(features, lstm_states, episode_starts, timespans)
-        return self._get_action_dist_from_latent(motor), state
+        return self._actor(features, lstm_states, episode_starts, timespans)
 
     def predict_values(
         self,
@@ -443,7 +514,6 @@ class NCPActorCriticPolicy(RecurrentActorCriticPolicy):
         :return: values (n_seq * T, 1), log-probabilities (n_seq * T,), entropies (n_seq * T,).
         """
         pi_features, vf_features, timespans = self._split_features(obs)
-        motor, _ = self.actor_network(pi_features, lstm_states.pi, episode_starts, timespans)
+        distribution, _ = self._actor(pi_features, lstm_states.pi, episode_starts, timespans)
         values, _ = self._values(vf_features, lstm_states.vf, episode_starts, timespans)
-        distribution = self._get_action_dist_from_latent(motor)
         return values, distribution.log_prob(actions), distribution.entropy()

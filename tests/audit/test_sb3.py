@@ -48,3 +48,22 @@ def test_analysis_runs_on_the_model(model) -> None:
     assert result.action_change.shape == (model.policy.actor_neuron_count,)
     motor_id = int(rec.ids_of("motor")[0])
     assert result.action_change[result.neuron_ids.tolist().index(motor_id)] > 0
+
+
+def test_gsde_policy_actions_are_the_deterministic_ones() -> None:
+    """A gSDE model: the audit's actions equal model.predict(deterministic=True), noise never enters."""
+    model = RecurrentPPO(sb3.NCPActorCriticPolicy, "Pendulum-v1", n_steps=16, batch_size=16, seed=0, device="cpu",
+                         use_sde=True)
+    model.policy.reset_noise(1)
+    rec = record(model, "Pendulum-v1", episodes=1, seed=0, max_steps=20)
+    env_obs = rec.observations[rec.episode_slices()[0]]
+    state, start, expected = None, np.ones(1, dtype=bool), []
+    for obs in env_obs:
+        action, state = model.predict(obs[None], state=state, episode_start=start, deterministic=True)
+        start = np.zeros(1, dtype=bool)
+        expected.append(action[0])
+    np.testing.assert_allclose(rec.actions, np.asarray(expected), atol=1e-5, rtol=0)
+    with torch.no_grad():
+        out = RecurrentPPOAdapter(model).forward_sequence(torch.as_tensor(env_obs)[None])
+        actions = RecurrentPPOAdapter(model).outputs_to_actions(out.outputs)[0].numpy()
+    np.testing.assert_allclose(actions, np.asarray(expected), atol=1e-5, rtol=0)

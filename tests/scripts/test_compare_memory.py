@@ -1,0 +1,72 @@
+"""scripts/compare_memory.py: it measures the shipped presets, and its tables say what the runs say."""
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def cm():
+    spec = importlib.util.spec_from_file_location("compare_memory", ROOT / "scripts" / "compare_memory.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["compare_memory"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_every_task_trains_its_preset(cm) -> None:
+    """The comparison's NCP runs use exactly the preset's settings, so its table is the preset's score."""
+    from agents.presets import load_preset
+
+    for task_id, task in cm.TASKS.items():
+        preset = load_preset(task["preset"])
+        assert preset.env == task_id
+        assert preset.algo == "RecurrentPPO"
+        assert preset.n_envs == task["n_envs"], task_id
+        assert preset.n_timesteps == task["n_timesteps"], task_id
+        assert bool(preset.normalize) == task["normalize"], task_id
+        assert preset.hyperparams == task["hyperparams"], task_id
+
+
+def _result(policy: str, seed: int, final: float, curve: list[tuple[int, float]]) -> dict:
+    return {"task": "ncp/CartPoleNoVel-v1", "policy": policy, "seed": seed, "budget": 1000, "final": final,
+            "returns": [final] * 4, "params": 100, "steps": 1024, "train_wall_s": 2.0, "steps_per_s": 512.0,
+            "curve": [list(p) for p in curve], "ncp_kwargs": {}, "ncp_hyper": {}}
+
+
+def test_tables_report_per_seed_mean_worst_and_peak(cm, tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    data = [("ncp-cfc", 3, 500.0, [(512, 200.0), (1024, 500.0)]),
+            ("ncp-cfc", 4, 100.0, [(512, 300.0), (1024, 100.0)]),
+            ("lstm", 3, 50.0, [(512, 20.0), (1024, 50.0)])]
+    for policy, seed, final, curve in data:
+        name = cm.run_name("ncp/CartPoleNoVel-v1", policy, seed, 1000)
+        (runs / f"{name}.json").write_text(json.dumps(_result(policy, seed, final, curve)))
+    rows = cm.load_results(tmp_path, "ncp/CartPoleNoVel-v1", 1000)
+    assert [(r["policy"], r["seed"]) for r in rows] == [("ncp-cfc", 3), ("ncp-cfc", 4), ("lstm", 3)]
+    table = cm.write_tables(rows, tmp_path, "ncp/CartPoleNoVel-v1").splitlines()
+    ncp = [c.strip() for c in table[2].strip("|").split("|")]
+    # policy, params, seed 3, seed 4, mean, worst, lowest peak (seed 4 peaked at 300), steps, wall, steps/s
+    assert ncp == ["`ncp-cfc`", "100", "500.0", "100.0", "300.0", "100.0", "300.0", "1,024", "2", "512"]
+    lstm = [c.strip() for c in table[3].strip("|").split("|")]
+    assert lstm[2:5] == ["50.0", "—", "50.0"]
+    assert (tmp_path / "CartPoleNoVel-v1.csv").read_text().count("\n") == 4
+    assert cm.plot_curves(rows, tmp_path, "ncp/CartPoleNoVel-v1").stat().st_size > 1000
+
+
+def test_one_short_run_writes_its_result(cm, tmp_path: Path) -> None:
+    result = cm.train_one("ncp/CartPoleNoVel-v1", "ncp-cfc", 0, 512, 256, 1, 2, {}, {}, str(tmp_path))
+    stored = json.loads((tmp_path / "runs" / "CartPoleNoVel-v1__ncp-cfc__s0__512.json").read_text())
+    assert stored == json.loads(json.dumps(result))
+    assert stored["steps"] >= 512 and len(stored["returns"]) == 2
+    assert stored["final"] == pytest.approx(np.mean(stored["returns"]))
+    assert [p[0] for p in stored["curve"]][-1] == stored["steps"]
+    assert 1000 < stored["params"] < 4300  # under a tenth of the LSTM policy's 43,331
