@@ -13,10 +13,11 @@ def test_every_bundled_preset_loads_and_names_a_known_algo():
         assert load_preset(name).name == name
 
 
-def test_cartpole_preset_matches_rl_zoo_hyperparameters():
+def test_cartpole_preset_is_rl_zoo_with_a_longer_horizon():
+    """RL Zoo's CartPoleNoVel-v1 settings except γ 0.995 (0.98 there), chosen over 5 seeds (docs/learning.md)."""
     p = load_preset("cartpole_novel_cfc")
     assert (p.algo, p.env, p.n_envs, p.n_timesteps) == ("RecurrentPPO", "ncp/CartPoleNoVel-v1", 8, 100_000)
-    assert p.hyperparams == {"n_steps": 32, "batch_size": 256, "n_epochs": 20, "gamma": 0.98, "gae_lambda": 0.8,
+    assert p.hyperparams == {"n_steps": 32, "batch_size": 256, "n_epochs": 20, "gamma": 0.995, "gae_lambda": 0.8,
                              "learning_rate": "lin_1e-3", "clip_range": "lin_0.2", "ent_coef": 0.0}
     assert p.normalize and p.cell == "cfc"
     assert load_preset("cartpole_novel_ltc").cell == "ltc"

@@ -21,18 +21,22 @@ def cm():
     return module
 
 
-def test_every_task_trains_its_preset(cm) -> None:
-    """The comparison's NCP runs use exactly the preset's settings, so its table is the preset's score."""
-    from agents.presets import load_preset
+def test_every_task_trains_its_presets(cm) -> None:
+    """The comparison's NCP runs use exactly the presets' settings, so its tables are the presets' scores."""
+    from agents.presets import all_presets, load_preset
 
     for task_id, task in cm.TASKS.items():
         preset = load_preset(task["preset"])
-        assert preset.env == task_id
-        assert preset.algo == "RecurrentPPO"
-        assert preset.n_envs == task["n_envs"], task_id
+        assert (preset.env, preset.algo, preset.cell) == (task_id, "RecurrentPPO", "cfc")
         assert preset.n_timesteps == task["n_timesteps"], task_id
-        assert bool(preset.normalize) == task["normalize"], task_id
-        assert preset.hyperparams == task["hyperparams"], task_id
+        recurrent = [p for p in all_presets() if p.env == task_id and p.algo == "RecurrentPPO"]
+        assert {p.cell for p in recurrent} == {"cfc", "ltc"}, task_id  # a preset per cell
+        for p in recurrent:
+            assert p.n_envs == task["n_envs"], p.name
+            assert bool(p.normalize) == task["normalize"], p.name
+            assert p.hyperparams == task["hyperparams"], p.name
+            assert {k: v for k, v in p.policy_kwargs.items() if k != "cell"} == \
+                {k: v for k, v in preset.policy_kwargs.items() if k != "cell"}, p.name
 
 
 def _result(policy: str, seed: int, final: float, curve: list[tuple[int, float]]) -> dict:
@@ -70,3 +74,17 @@ def test_one_short_run_writes_its_result(cm, tmp_path: Path) -> None:
     assert stored["final"] == pytest.approx(np.mean(stored["returns"]))
     assert [p[0] for p in stored["curve"]][-1] == stored["steps"]
     assert 1000 < stored["params"] < 4300  # under a tenth of the LSTM policy's 43,331
+
+
+def test_overrides_reach_the_algorithm_and_vecnormalize(cm) -> None:
+    task = cm.TASKS["ncp/CartPoleNoVel-v1"]
+    lstm = cm._hyperparams("lstm", task, {"gamma": 0.9, "n_epochs": 3}, {"gamma": 0.95})
+    ncp = cm._hyperparams("ncp-cfc", task, {"gamma": 0.9, "n_epochs": 3}, {"gamma": 0.95})
+    assert lstm["gamma"] == 0.95 and lstm["n_epochs"] == task["hyperparams"]["n_epochs"]
+    assert ncp["gamma"] == 0.9 and ncp["n_epochs"] == 3
+    assert task["hyperparams"]["gamma"] not in (0.9, 0.95)  # the table itself is untouched
+    venv = cm._make_venv("ncp/CartPoleNoVel-v1", task, "ncp-cfc", ncp, 2, 0, training=True)
+    try:
+        assert venv.gamma == 0.9  # VecNormalize discounts rewards with the run's own gamma
+    finally:
+        venv.close()
