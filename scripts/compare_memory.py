@@ -167,7 +167,6 @@ def _make_model(policy: str, task: dict[str, Any], venv: Any, seed: int, ncp_kwa
     if policy == "lstm":
         kwargs = dict(ortho_init=False, activation_fn=nn.ReLU, lstm_hidden_size=64, enable_critic_lstm=True,
                       net_arch=dict(pi=[64], vf=[64]))
-        kwargs.update(task.get("lstm_kwargs", {}))
         return RecurrentPPO("MlpLstmPolicy", venv, policy_kwargs=kwargs, **common)
     if policy == "mlp4":
         return PPO("MlpPolicy", venv, **common)
@@ -402,7 +401,8 @@ def main(argv: list[str] | None = None) -> None:
                         help='JSON overrides of the NCP hyperparameters, e.g. \'{"ent_coef": 0.01}\'')
     parser.add_argument("--hyper", type=_json_object, default={},
                         help='JSON overrides of every policy\'s hyperparameters, e.g. \'{"gamma": 0.99}\'')
-    parser.add_argument("--tag", default="", help="suffix of the NCP policy labels (required with overrides)")
+    parser.add_argument("--tag", default="", help="suffix of the variant's labels: the NCP policies', and every policy's with --hyper "
+                        "(required with overrides)")
     parser.add_argument("--force", action="store_true", help="retrain runs whose result already exists")
     parser.add_argument("--report-only", action="store_true", help="only rebuild tables and plot from stored runs")
     args = parser.parse_args(argv)
