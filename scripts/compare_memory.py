@@ -18,7 +18,8 @@ copied from training and frozen (periodic: ``--curve-episodes`` episodes; final:
 Writes to ``--out``: ``runs/<task>__<policy>__s<seed>__<steps>.json`` (one per run; existing ones are
 reused unless ``--force``), ``<task>.csv`` (one row per run), ``<task>.md`` (per-seed and mean final return,
 worst seed, trainable parameters, env steps, wall time, steps/s) and ``<task>.png`` (learning curves:
-mean over seeds with a min–max band).
+mean over seeds with a min–max band); on a budget other than the task's, ``<task>__<steps>.*``. Runs rebuilt from committed tables (``rebuild_compare_runs.py``) have no
+curve or per-episode returns: their ``final_std`` and ``peak`` fields stand in for them, and the plot skips them.
 
 Usage::
 
@@ -111,6 +112,16 @@ def run_name(task: str, policy: str, seed: int, budget: int) -> str:
     :param budget: training budget in env steps
     """
     return f"{short(task)}__{policy}__s{seed}__{budget}"
+
+
+def table_stem(task: str, budget: int) -> str:
+    """:return: the file stem of a task's tables and plot: ``<task>`` at the task's own budget, else
+    ``<task>__<budget>`` (runs on another budget are a separate comparison, e.g. an LTC given 300k steps).
+
+    :param task: Gymnasium id, a key of ``TASKS``
+    :param budget: training budget in env steps
+    """
+    return short(task) if budget == TASKS[task]["n_timesteps"] else f"{short(task)}__{budget}"
 
 
 def _ncp_defaults(task: dict[str, Any]) -> dict[str, Any]:
@@ -286,20 +297,21 @@ def load_results(out: Path, task_id: str, budget: int) -> list[dict[str, Any]]:
 
 
 def write_tables(rows: list[dict[str, Any]], out: Path, task_id: str) -> str:
-    """Write ``<task>.csv`` (one row per run) and ``<task>.md`` (one row per policy label).
+    """Write ``<stem>.csv`` (one row per run) and ``<stem>.md`` (one row per policy label), stem = :func:`table_stem`.
 
     :param rows: results of :func:`load_results`
     :param out: output folder
     :param task_id: Gymnasium id
     :return: the Markdown table
     """
-    name = short(task_id)
+    name = table_stem(task_id, rows[0]["budget"])
     with open(out / f"{name}.csv", "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["task", "policy", "seed", "final_mean_return", "final_std_return", "params", "env_steps",
                          "train_wall_s", "steps_per_s"])
         for r in rows:
-            writer.writerow([r["task"], r["policy"], r["seed"], f"{r['final']:.2f}", f"{np.std(r['returns']):.2f}",
+            std = np.std(r["returns"]) if r["returns"] else r["final_std"]  # rebuilt runs: the table's std
+            writer.writerow([r["task"], r["policy"], r["seed"], f"{r['final']:.2f}", f"{std:.2f}",
                              r["params"], r["steps"], f"{r['train_wall_s']:.1f}", f"{r['steps_per_s']:.1f}"])
     seeds = sorted({r["seed"] for r in rows})
     labels = list(dict.fromkeys(r["policy"] for r in rows))
@@ -312,7 +324,8 @@ def write_tables(rows: list[dict[str, Any]], out: Path, task_id: str) -> str:
         finals = [r["final"] for r in mine.values()]
         cells = [f"`{label}`", f"{next(iter(mine.values()))['params']:,}"]
         cells += [f"{mine[s]['final']:.1f}" if s in mine else "—" for s in seeds]
-        peak = min(max(v for _, v in r["curve"]) for r in mine.values())  # best evaluation during training
+        # best evaluation during training (rebuilt runs carry their label's lowest peak instead of a curve)
+        peak = min(r["peak"] if "peak" in r else max(v for _, v in r["curve"]) for r in mine.values())
         cells += [f"{np.mean(finals):.1f}", f"{min(finals):.1f}", f"{peak:.1f}",
                   f"{int(np.mean([r['steps'] for r in mine.values()])):,}",
                   f"{np.mean([r['train_wall_s'] for r in mine.values()]):.0f}",
@@ -332,7 +345,8 @@ def plot_curves(rows: list[dict[str, Any]], out: Path, task_id: str) -> Path:
     """Plot evaluation return against env steps: per policy, mean over seeds with a min–max band.
 
     Only the four policies at the task's settings are drawn when they are there; variants (``+tag``
-    labels) are left to the tables.
+    labels) are left to the tables. Only runs with a curve are drawn (rebuilt runs have none); a label
+    none of whose runs has one is left out.
 
     :param rows: results of :func:`load_results`
     :param out: output folder
@@ -348,7 +362,10 @@ def plot_curves(rows: list[dict[str, Any]], out: Path, task_id: str) -> Path:
     labels = list(dict.fromkeys(r["policy"] for r in rows))
     for label in [name for name in labels if "+" not in name] or labels:
         # one point per step count: the final evaluation replaces a periodic one taken at the same step
-        curves = [np.asarray(sorted(dict(r["curve"]).items()), dtype=float) for r in rows if r["policy"] == label]
+        curves = [np.asarray(sorted(dict(r["curve"]).items()), dtype=float) for r in rows
+                  if r["policy"] == label and r["curve"]]
+        if not curves:
+            continue
         n = min(len(c) for c in curves)
         x = curves[0][:n, 0]
         y = np.stack([c[:n, 1] for c in curves])
@@ -358,9 +375,10 @@ def plot_curves(rows: list[dict[str, Any]], out: Path, task_id: str) -> Path:
     ax.set_ylabel("deterministic eval return")
     ax.set_title(f"{task_id}: mean over seeds, band = min–max", fontsize=10)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="best")
+    if ax.lines:  # no legend (and no matplotlib warning) when no run has a curve
+        ax.legend(fontsize=8, loc="best")
     fig.tight_layout()
-    path = out / f"{short(task_id)}.png"
+    path = out / f"{table_stem(task_id, rows[0]['budget'])}.png"
     fig.savefig(path)
     plt.close(fig)
     return path

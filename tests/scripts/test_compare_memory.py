@@ -62,7 +62,7 @@ def test_tables_report_per_seed_mean_worst_and_peak(cm, tmp_path: Path) -> None:
     assert ncp == ["`ncp-cfc`", "100", "500.0", "100.0", "300.0", "100.0", "300.0", "1,024", "2", "512"]
     lstm = [c.strip() for c in table[3].strip("|").split("|")]
     assert lstm[2:5] == ["50.0", "—", "50.0"]
-    assert (tmp_path / "CartPoleNoVel-v1.csv").read_text().count("\n") == 4
+    assert (tmp_path / "CartPoleNoVel-v1__1000.csv").read_text().count("\n") == 4
     assert cm.plot_curves(rows, tmp_path, "ncp/CartPoleNoVel-v1").stat().st_size > 1000
 
 
@@ -88,3 +88,62 @@ def test_overrides_reach_the_algorithm_and_vecnormalize(cm) -> None:
         assert venv.gamma == 0.9  # VecNormalize discounts rewards with the run's own gamma
     finally:
         venv.close()
+
+
+def _rebuilt(policy: str, seed: int, final: float, final_std: float, peak: float) -> dict:
+    """A run as ``scripts/rebuild_compare_runs.py`` writes it: no curve, no per-episode returns."""
+    return {**_result(policy, seed, final, []), "returns": [], "final_std": final_std, "peak": peak,
+            "rebuilt": "rebuilt from the committed table"}
+
+
+def test_rebuilt_runs_give_their_std_and_peak_and_are_not_plotted(cm, tmp_path: Path, monkeypatch) -> None:
+    """A run without curve or returns reports its stored final_std and peak; the plot draws curves only."""
+    import matplotlib.axes
+
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    results = [{**_result("ncp-cfc", 3, 500.0, [(512, 300.0), (1024, 290.0)]), "returns": [490.0, 510.0]},
+               _rebuilt("ncp-cfc", 4, 100.0, 12.34, 450.0),  # the normal run's 300 is the lower peak
+               _rebuilt("lstm", 3, 50.0, 0.5, 60.0),  # a label with no curve at all
+               _result("mlp4", 3, 20.0, [(512, 10.0), (1024, 20.0)])]
+    for r in results:
+        (runs / f"{cm.run_name(r['task'], r['policy'], r['seed'], 1000)}.json").write_text(json.dumps(r))
+    rows = cm.load_results(tmp_path, "ncp/CartPoleNoVel-v1", 1000)
+    table = cm.write_tables(rows, tmp_path, "ncp/CartPoleNoVel-v1").splitlines()
+    cells = {row[0]: row for row in ([c.strip() for c in line.strip("|").split("|")] for line in table[2:])}
+    # policy, params, seed 3, seed 4, mean, worst, lowest peak, ...
+    assert cells["`ncp-cfc`"][2:7] == ["500.0", "100.0", "300.0", "100.0", "300.0"]
+    assert cells["`lstm`"][2:7] == ["50.0", "—", "50.0", "50.0", "60.0"]
+    assert cells["`mlp4`"][6] == "20.0"
+    stds = [line.split(",")[4] for line in (tmp_path / "CartPoleNoVel-v1__1000.csv").read_text().splitlines()[1:]]
+    assert stds == ["10.00", "12.34", "0.50", "0.00"]  # np.std of the returns, else the stored final_std
+
+    drawn: list[str] = []
+    plot = matplotlib.axes.Axes.plot
+    monkeypatch.setattr(matplotlib.axes.Axes, "plot",
+                        lambda ax, *a, **kw: drawn.append(kw["label"]) or plot(ax, *a, **kw))
+    assert cm.plot_curves(rows, tmp_path, "ncp/CartPoleNoVel-v1").stat().st_size > 1000
+    assert drawn == ["ncp-cfc (1 seeds)", "mlp4 (1 seeds)"]  # the rebuilt run and the curveless label left out
+    drawn.clear()
+    cm.plot_curves([r for r in rows if r["policy"] == "lstm"], tmp_path, "ncp/CartPoleNoVel-v1")
+    assert drawn == []
+
+
+@pytest.mark.parametrize("task_id", ["ncp/CartPoleNoVel-v1", "ncp/PendulumNoVel-v1",
+                                     "ncp/MountainCarContinuousNoVel-v0", "ncp/LunarLanderNoVel-v3"])
+def test_stored_runs_rebuild_the_committed_tables(cm, task_id: str, tmp_path: Path) -> None:
+    """The repository's tables are exactly what ``--report-only`` makes of its run JSONs (a missing one shows)."""
+    out = ROOT / "results" / "compare_memory"
+    rows = cm.load_results(out, task_id, cm.TASKS[task_id]["n_timesteps"])
+    assert rows, f"no run JSONs of {task_id} in {out / 'runs'}"
+    cm.write_tables(rows, tmp_path, task_id)
+    for ext in ("md", "csv"):
+        name = f"{cm.short(task_id)}.{ext}"
+        assert (tmp_path / name).read_text() == (out / name).read_text(), name
+
+
+def test_tables_of_another_budget_get_their_own_files(cm) -> None:
+    # the task's own budget keeps the plain name (the README and docs link it); another budget must not
+    # overwrite it
+    assert cm.table_stem("ncp/MountainCarContinuousNoVel-v0", 100_000) == "MountainCarContinuousNoVel-v0"
+    assert cm.table_stem("ncp/MountainCarContinuousNoVel-v0", 300_000) == "MountainCarContinuousNoVel-v0__300000"
