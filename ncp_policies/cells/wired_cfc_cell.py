@@ -9,7 +9,9 @@ feeds layer l (recurrence) and layer l+1 (feed-forward). Over a whole sequence t
 as a *wavefront*: in wave k, layer l computes time step k - l, which needs only what wave k - 1
 produced, so every wave is one matrix product and one elementwise combine for all layers at once
 (T + L - 1 waves instead of T * L layer steps). The same numbers come out as with the layers run one
-after the other per step (which :meth:`WiredCfCCell.step` does).
+after the other per step (which :meth:`WiredCfCCell.step` does). On the CPU the wavefront runs in one
+compiled call with a hand-written backward (:mod:`.wired_cfc_kernel`, modes ``"default"`` and
+``"no_gate"``); elsewhere, and for mode ``"pure"``, the torch loop of :meth:`WiredCfCCell.unroll` does.
 """
 from __future__ import annotations
 
@@ -26,6 +28,7 @@ from .base import SequenceCell, WiredSizes, Timespans, cached_constants, check_w
 from .cfc_cell import CfCCell
 from .cfc_kernel import _extension_for
 from .cfc_math import MODES, cfc_combine, head_blocks
+from .wired_cfc_kernel import wired_cfc_unroll, wired_cfc_unroll_available
 
 
 @dataclass
@@ -229,7 +232,11 @@ class WiredCfCCell(WiredSizes, SequenceCell):
         return torch.cat(parts, 2)
 
     def unroll(self, seq: WiredCfCSequence, h0: Tensor, keep: Optional[Tensor]) -> Tensor:
-        """The wavefront over the whole sequence (see the module docstring)."""
+        """The wavefront over the whole sequence (see the module docstring): one compiled call where
+        :meth:`_compiled_unroll` applies, else the torch loop below (the reference)."""
+        compiled = self._compiled_unroll(seq, h0, keep)
+        if compiled is not None:
+            return compiled
         batch, steps = seq.xp.shape[:2]
         last = self.num_layers - 1
         xp = seq.xp  # (B, T + L - 1, K*N); drain waves reuse the last step (only layer 0 reads x)
@@ -258,6 +265,24 @@ class WiredCfCCell(WiredSizes, SequenceCell):
             return stacked
         off = self._offsets
         return torch.cat([stacked[:, l : l + steps, off[l] : off[l + 1]] for l in range(last + 1)], 2)
+
+    def _compiled_unroll(self, seq: WiredCfCSequence, h0: Tensor, keep: Optional[Tensor]) -> Optional[Tensor]:
+        """The wavefront in :mod:`.wired_cfc_kernel`, or None where it does not apply (mode ``"pure"``,
+        timespans or resets that require grad, not a CPU float32 / float64 tensor, no compiled kernel)."""
+        ts = None if isinstance(seq.ts, float) else seq.ts
+        if self.mode == "pure" or not wired_cfc_unroll_available(h0):
+            return None
+        if (ts is not None and ts.requires_grad) or (keep is not None and keep.requires_grad):
+            return None  # the kernel gives them no gradient
+        weights = seq.weights
+        if keep is None:
+            w_own, w_prev = weights.w, None
+        elif self.num_layers == 1:
+            w_own, w_prev = weights.w_rec, None
+        else:  # the reset multiplies a layer's own state, not what the previous layer sends
+            w_own, w_prev = weights.w_rec, weights.w_ff
+        ts_bt = None if ts is None else ts.reshape(ts.shape[0], ts.shape[1])
+        return wired_cfc_unroll(seq.xp, h0, w_own, w_prev, keep, ts_bt, self._offsets, self.mode == "default")
 
     def readout(self, states: Tensor) -> Tensor:
         """The motor neurons' states, in wiring id order.

@@ -1,12 +1,13 @@
-"""Build and import the C++ kernels of this folder (torch JIT extensions: ``ltc.cpp``, ``cfc.cpp``).
+"""Build and import the C++ kernels of this folder (torch JIT extensions: ``ltc.cpp``, ``cfc.cpp``,
+``wired_cfc.cpp``; the last two share the CfC combine of ``cfc_combine.h``).
 
 The first use on a machine compiles a source file with ``torch.utils.cpp_extension.load`` (about
 15-25 s) into torch's extensions directory (``$TORCH_EXTENSIONS_DIR``, by default
 ``~/.cache/torch_extensions``); later processes import the cached library directly. The library
-name carries a hash of the source, the compiler flags, the torch version and the CPU capability,
-so a changed source or a different torch never loads a stale build. Concurrent first uses (e.g.
-pytest-xdist workers) are serialised by torch's lock file in the build directory: one process
-compiles, the others wait and import.
+name carries a hash of the source and of the headers it includes (``#include "..."``), the compiler
+flags, the torch version and the CPU capability, so a changed source or header or a different torch
+never loads a stale build. Concurrent first uses (e.g. pytest-xdist workers) are serialised by
+torch's lock file in the build directory: one process compiles, the others wait and import.
 
 Set ``NCP_POLICIES_NO_EXT=1`` to never build or load the extension (pure-torch kernels are used).
 A failed build warns once and the pure-torch kernels are used.
@@ -16,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import os
+import re
 import sys
 import time
 import warnings
@@ -25,10 +27,19 @@ from typing import Optional
 
 import torch
 
-__all__ = ["load_ltc_extension", "load_cfc_extension", "extension_disabled_by_env", "LTC_SOURCE", "CFC_SOURCE"]
+__all__ = [
+    "load_ltc_extension",
+    "load_cfc_extension",
+    "load_wired_cfc_extension",
+    "extension_disabled_by_env",
+    "LTC_SOURCE",
+    "CFC_SOURCE",
+    "WIRED_CFC_SOURCE",
+]
 
 LTC_SOURCE = Path(__file__).with_name("ltc.cpp")
 CFC_SOURCE = Path(__file__).with_name("cfc.cpp")
+WIRED_CFC_SOURCE = Path(__file__).with_name("wired_cfc.cpp")
 
 # A lock file older than this is taken to be left behind by a killed build.
 _STALE_LOCK_SECONDS = 600.0
@@ -53,10 +64,18 @@ def _cflags() -> list[str]:
 def _library_name(source: Path, cflags: list[str]) -> str:
     digest = hashlib.sha256()
     digest.update(source.read_bytes())
+    for header in _local_includes(source):
+        digest.update(header.read_bytes())
     digest.update(" ".join(cflags).encode())
     digest.update(torch.__version__.encode())
     digest.update(torch.backends.cpu.get_cpu_capability().encode())
     return f"ncp_policies_{source.stem}_{digest.hexdigest()[:12]}"
+
+
+def _local_includes(source: Path) -> list[Path]:
+    """The headers of this folder that ``source`` includes with ``#include "name"`` (one level)."""
+    names = re.findall(r'^\s*#\s*include\s+"([^"]+)"', source.read_text(), flags=re.MULTILINE)
+    return [source.with_name(name) for name in names]
 
 
 def _import_built(name: str, build_dir: Path) -> Optional[ModuleType]:
@@ -122,6 +141,15 @@ def load_cfc_extension(verbose: bool = False) -> Optional[ModuleType]:
     :return: the extension module, or None.
     """
     return _load(CFC_SOURCE, "CfC", verbose)
+
+
+def load_wired_cfc_extension(verbose: bool = False) -> Optional[ModuleType]:
+    """The compiled wired-CfC wavefront kernels (``forward``, ``backward``), as :func:`load_ltc_extension`.
+
+    :param verbose: print the compiler's output while building.
+    :return: the extension module, or None.
+    """
+    return _load(WIRED_CFC_SOURCE, "wired CfC", verbose)
 
 
 def _load(source: Path, label: str, verbose: bool) -> Optional[ModuleType]:

@@ -10,7 +10,8 @@
 //   h     = ff1 * (1 - g) + g * ff2   (mode "default")   or   ff1 + g * ff2   (mode "no_gate")
 //
 // Matrix products and the transcendental functions go through ATen (vectorised); the gate and
-// the derivative loops are plain loops here. One call runs the whole sequence, so the per-op
+// the derivative loops are plain loops (the combine and its adjoint in cfc_combine.h, shared with
+// the wired kernel wired_cfc.cpp). One call runs the whole sequence, so the per-op
 // dispatch of Python and autograd is paid once, not 8 x T times.
 //
 // Entry points (bound to Python at the bottom):
@@ -20,6 +21,8 @@
 #include <ATen/ATen.h>
 #include <ATen/Dispatch.h>
 #include <torch/csrc/utils/pybind.h>
+
+#include "cfc_combine.h"
 
 #include <optional>
 #include <tuple>
@@ -34,40 +37,8 @@ struct Saved {
   at::Tensor gates;  // (T, B, 3H) ff1, ff2, g after their activations
 };
 
-template <typename T>
-void combine(const T* heads, T* h, int64_t n_b, int64_t n_h, bool gated) {
-  for (int64_t b = 0; b < n_b; ++b) {
-    const T* ff1 = heads + b * 3 * n_h;
-    const T* ff2 = ff1 + n_h;
-    const T* g = ff2 + n_h;
-    T* out = h + b * n_h;
-    if (gated) {
-      for (int64_t j = 0; j < n_h; ++j) out[j] = ff1[j] * (T(1) - g[j]) + g[j] * ff2[j];
-    } else {
-      for (int64_t j = 0; j < n_h; ++j) out[j] = ff1[j] + g[j] * ff2[j];
-    }
-  }
-}
-
-template <typename T>
-void combine_backward(const T* dh, const T* heads, T* dheads, int64_t n_b, int64_t n_h,
-                      bool gated) {
-  for (int64_t b = 0; b < n_b; ++b) {
-    const T* ff1 = heads + b * 3 * n_h;
-    const T* ff2 = ff1 + n_h;
-    const T* g = ff2 + n_h;
-    const T* d = dh + b * n_h;
-    T* d1 = dheads + b * 3 * n_h;
-    T* d2 = d1 + n_h;
-    T* dg = d2 + n_h;
-    for (int64_t j = 0; j < n_h; ++j) {
-      const T sig_grad = g[j] * (T(1) - g[j]);
-      d1[j] = d[j] * (gated ? T(1) - g[j] : T(1)) * (T(1) - ff1[j] * ff1[j]);
-      d2[j] = d[j] * g[j] * (T(1) - ff2[j] * ff2[j]);
-      dg[j] = d[j] * (gated ? ff2[j] - ff1[j] : ff2[j]) * sig_grad;
-    }
-  }
-}
+using ncp_cfc::combine;
+using ncp_cfc::combine_backward;
 
 template <typename T>
 void tanh_backward(const T* grad, const T* act, T* out, int64_t n) {

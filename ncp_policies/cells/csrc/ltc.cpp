@@ -29,6 +29,8 @@
 #include <ATen/ops/zeros.h>
 #include <torch/csrc/utils/pybind.h>
 
+#include "fast_math.h"
+
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -47,36 +49,8 @@ constexpr int64_t kSmallBatch = 4;
 // ---------------------------------------------------------------------------------------------
 // Elementwise math
 
-// exp for float in a form the compiler vectorises (Cephes expf: range reduction by ln 2 and a
-// degree-5 polynomial, about 1 ulp). Arguments are clamped to [-87.3, 88.3]: exp never overflows,
-// and sigmoid(z) for z < -87 is ~1e-38 instead of 0. NaN propagates.
-inline float exp_vectorisable(float x) {
-  x = std::min(std::max(x, -87.3f), 88.3f);
-  const float round_magic = 12582912.0f;  // 1.5 * 2^23: adding it rounds to an integer
-  const float n = (x * 1.44269504088896341f + round_magic) - round_magic;
-  const float r = (x - n * 0.693359375f) + n * 2.12194440e-4f;
-  float p = 1.9875691500e-4f;
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  p = p * (r * r) + r + 1.0f;
-  const int32_t bits = (static_cast<int32_t>(n) + 127) << 23;  // 2^n
-  float scale;
-  std::memcpy(&scale, &bits, sizeof(scale));
-  return p * scale;
-}
-
-template <typename T>
-inline T sigmoid(T z) {
-  return T(1) / (T(1) + std::exp(-z));
-}
-
-template <>
-inline float sigmoid<float>(float z) {
-  return 1.0f / (1.0f + exp_vectorisable(-z));
-}
+using ncp_math::exp_vectorisable;  // fast_math.h, shared with wired_cfc.cpp
+using ncp_math::sigmoid;
 
 // torch.nn.functional.softplus with beta = 1, threshold = 20.
 template <typename T>
