@@ -15,6 +15,7 @@ compiled call with a hand-written backward (:mod:`.wired_cfc_kernel`, modes ``"d
 """
 from __future__ import annotations
 
+import operator
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, Dict, List, Optional, Tuple
@@ -42,6 +43,18 @@ class WiredCfCWeights:
     w_ff: Tensor  # (N, K*N): each layer's previous-layer part
     A: Optional[Tensor]  # (1, N) (mode "pure")
     w_tau: Optional[Tensor]  # (1, N) (mode "pure")
+
+
+@dataclass
+class _HeadAssembly:
+    """How :meth:`WiredCfCCell._weights` packs the flat head parameters ``p``:
+    ``packed = zeros(size).index_add(0, dst, (p * scale)[src])``."""
+
+    src: Tensor  # (E,) long: positions in the flat head parameters (entries with factor 0 left out)
+    dst: Tensor  # (E,) long: positions in the packed vector
+    scale: Optional[Tensor]  # (P,): factor of each flat parameter (sparsity mask, folded timespan); None if all 0/1
+    size: int  # length of the packed vector
+    width: int  # K*N, the packed matrices' number of columns
 
 
 @dataclass
@@ -152,32 +165,130 @@ class WiredCfCCell(WiredSizes, SequenceCell):
         return WiredCfCSequence(weights, F.linear(x, weights.w_x.t(), weights.bias), timespans)
 
     def _weights(self, fold: Optional[float]) -> WiredCfCWeights:
-        k_blocks = head_blocks(self.mode, fold is not None)
-        n, off = self.state_size, self._offsets
-        ref = self.layer_0.ff1.weight
-        w_rec = ref.new_zeros(n, k_blocks, n)  # [source state, head block, target neuron]
-        w_ff = ref.new_zeros(n, k_blocks, n)
-        biases = []
-        w_x = ref.new_zeros(0)
-        for l, layer in enumerate(self.layers()):
-            a, e = off[l], off[l + 1]
-            w, b = layer.head_weights(fold)  # (K*H, in + H)
-            w = w.view(k_blocks, e - a, -1).permute(2, 0, 1)  # (in + H, K, H)
-            n_in = w.shape[0] - (e - a)
-            w_rec[a:e, :, a:e] = w[n_in:]
-            if l == 0:
-                w_x = F.pad(w[:n_in], (0, n - e)).reshape(n_in, k_blocks * n)  # (F, K*N)
-            else:
-                w_ff[off[l - 1] : a, :, a:e] = w[:n_in]
-            biases.append(b.view(k_blocks, e - a))
-        w_rec = w_rec.view(n, k_blocks * n)
-        w_ff = w_ff.view(n, k_blocks * n)
+        """All layers' fused, masked heads packed into the (K*N)-wide matrices of :class:`WiredCfCWeights`.
+
+        One multiply (mask and folded timespan, skipped when all factors are 0 or 1), one gather and
+        one scatter-add of the flat head parameters (see :meth:`_assembly`) instead of masking, fusing
+        and placing every layer's blocks one by one: the same values and gradients in a handful of
+        autograd nodes. (With a folded timespan other than 1, ``fold * time_a + time_b`` may differ in
+        the last bit from ``CfCCell.head_weights``, where ``torch.add`` can use a fused multiply-add.)
+        """
+        assembly = self._assembly(fold)
+        flat = torch.cat(self._head_parameters())
+        if assembly.scale is not None:
+            flat = flat * assembly.scale
+        values = flat.index_select(0, assembly.src)
+        packed = flat.new_zeros(assembly.size).index_add(0, assembly.dst, values)
+        n, n_x, kn = self.state_size, self.sensory_size, assembly.width
+        w_x, bias, w_rec, w_ff, w = packed.split([n_x * kn, kn, n * kn, n * kn, n * kn])
         A = w_tau = None
         if self.mode == "pure":
             A = torch.cat([layer.A for layer in self.layers()], 1)
             w_tau = torch.cat([layer.w_tau for layer in self.layers()], 1)
-        bias = torch.cat(biases, 1).reshape(k_blocks * n)
-        return WiredCfCWeights(w_x, bias, w_rec + w_ff, w_rec, w_ff, A, w_tau)
+        return WiredCfCWeights(
+            w_x.view(n_x, kn), bias, w.view(n, kn), w_rec.view(n, kn), w_ff.view(n, kn), A, w_tau
+        )
+
+    def _head_names(self) -> Tuple[str, ...]:
+        """The linear maps of each layer's heads, in head-block order (see :mod:`.cfc_math`)."""
+        return ("ff1",) if self.mode == "pure" else ("ff1", "ff2", "time_a", "time_b")
+
+    def _head_parameters(self) -> List[Tensor]:
+        """Per layer, its heads' weights stacked (K0*H, in + H) then flattened, and their biases (K0*H,)
+        (K0 = number of head maps): concatenated, the flat vector :meth:`_assembly` indexes."""
+        names = self._head_names()
+        flat = []
+        for layer in self.layers():
+            maps = [getattr(layer, name) for name in names]
+            flat.append(torch.cat([m.weight for m in maps]).view(-1))
+            flat.append(torch.cat([m.bias for m in maps]))
+        return flat
+
+    def _assembly(self, fold: Optional[float]) -> _HeadAssembly:
+        """The index map of :meth:`_weights`, built once per timespan fold, dtype, device and mask values.
+
+        Rebuilt when a sparsity mask changes (in place, replaced or removed), never when the
+        parameters do: the map depends only on the wiring, the masks and the folded timespan.
+        """
+        ref = self.layer_0.ff1.weight
+        masks = [layer.sparsity_mask for layer in self.layers()]
+        key = (fold, ref.dtype, ref.device)
+        try:
+            state = tuple(None if m is None else (m._version, m.data_ptr()) for m in masks)
+        except RuntimeError:  # inference tensors (made under torch.inference_mode) have no version counter
+            return self._build_assembly(fold, ref.dtype, ref.device)
+        cache = self.__dict__.get("_assembly_cache")
+        if cache is not None and cache[0] == key and cache[1] == state and all(map(operator.is_, cache[2], masks)):
+            return cache[3]
+        assembly = self._build_assembly(fold, ref.dtype, ref.device)
+        self.__dict__["_assembly_cache"] = (key, state, masks, assembly)
+        return assembly
+
+    def _build_assembly(self, fold: Optional[float], dtype: torch.dtype, device: torch.device) -> _HeadAssembly:
+        """Where each entry of :meth:`_head_parameters`' flat vector lands in the packed vector
+        ``[w_x (F, K*N) | bias (K*N,) | w_rec (N, K*N) | w_ff (N, K*N) | w (N, K*N)]``, and with which factor.
+
+        Layer l (neurons ``a:e``, H of them) has heads of ``in + H`` columns: column ``c < in`` reads
+        input feature c (layer 0: row c of ``w_x``) or neuron ``off[l-1] + c`` of the previous layer
+        (that row of ``w_ff`` and of ``w``); column ``in + j`` reads the layer's own neuron ``a + j``
+        (that row of ``w_rec`` and of ``w``). Head map q of neuron ``a + h`` writes column
+        ``block(q) * N + a + h``; the time maps share block 2 when the timespan is folded, ``time_a``
+        then with the factor ``fold`` (``CfCCell.head_weights``' layout). ff1 / ff2 weights have their
+        sparsity mask as factor; entries with factor 0 are left out, so their packed entries stay 0.
+        """
+        names = self._head_names()
+        k_blocks = head_blocks(self.mode, fold is not None)
+        n, n_x, off = self.state_size, self.sensory_size, self._offsets
+        kn = k_blocks * n
+        start_bias = n_x * kn  # w_x starts at 0
+        start_rec = start_bias + kn
+        start_ff = start_rec + n * kn
+        start_w = start_ff + n * kn
+        src, dst, factor_parts = [], [], []
+        base = 0  # the layer's first entry in the flat parameter vector
+        for l, layer in enumerate(self.layers()):
+            a, e = off[l], off[l + 1]
+            n_h = e - a
+            n_cols = layer.ff1.weight.shape[1]
+            n_in = n_cols - n_h
+            # packed offset of the row(s) each weight column lands in: (in + H, 2); -1 = no second copy
+            rows = torch.full((n_cols, 2), -1, dtype=torch.long)
+            own = torch.arange(a, e)
+            rows[n_in:, 0] = start_rec + own * kn
+            rows[n_in:, 1] = start_w + own * kn
+            if l == 0:
+                rows[:n_in, 0] = torch.arange(n_in) * kn
+            else:
+                prev = torch.arange(off[l - 1], a)
+                rows[:n_in, 0] = start_ff + prev * kn
+                rows[:n_in, 1] = start_w + prev * kn
+            mask = layer.sparsity_mask
+            mask = torch.ones(n_h, n_cols, dtype=dtype) if mask is None else mask.detach().to("cpu", dtype)
+            weight_factors, bias_factors = [], []
+            for q, name in enumerate(names):
+                factor = fold if (fold is not None and name == "time_a") else 1.0
+                factors = mask if name in ("ff1", "ff2") else torch.full((n_h, n_cols), factor, dtype=dtype)
+                cols = min(q, k_blocks - 1) * n + own  # (H,)
+                entry = base + q * n_h * n_cols + torch.arange(n_h * n_cols).view(n_h, n_cols)
+                for copy in range(2):
+                    kept = (rows[:, copy] >= 0).unsqueeze(0) & (factors != 0)  # (H, in + H)
+                    src.append(entry[kept])
+                    dst.append((rows[:, copy].unsqueeze(0) + cols.unsqueeze(1))[kept])
+                weight_factors.append(factors.reshape(-1))
+                bias_factors.append(torch.full((n_h,), factor, dtype=dtype))
+                if factor != 0:
+                    src.append(base + len(names) * n_h * n_cols + q * n_h + torch.arange(n_h))
+                    dst.append(start_bias + cols)
+            factor_parts += weight_factors + bias_factors  # the flat order: the layer's weights, then biases
+            base += len(names) * n_h * (n_cols + 1)
+        factors = torch.cat(factor_parts)
+        return _HeadAssembly(
+            src=torch.cat(src).to(device),
+            dst=torch.cat(dst).to(device),
+            scale=None if bool(((factors == 0) | (factors == 1)).all()) else factors.to(device),
+            size=start_w + n * kn,
+            width=kn,
+        )
 
     def inference_step(self, x: Tensor, h: Tensor, timespans: Timespans) -> Optional[Tuple[Tensor, Tensor]]:
         """One step without autograd in one compiled call (rollouts), or None where it does not apply

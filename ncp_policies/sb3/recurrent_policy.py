@@ -51,6 +51,29 @@ CRITICS = ("ncp", "mlp")
 CRITIC_READOUTS = ("all", "motor")
 
 
+def _default_optimizer_kwargs(
+    optimizer_class: type[torch.optim.Optimizer], optimizer_kwargs: Optional[dict[str, Any]]
+) -> dict[str, Any]:
+    """The optimizer keyword arguments of :class:`NCPActorCriticPolicy`.
+
+    SB3's default (``eps=1e-5`` for Adam when no keyword arguments are given), plus ``foreach=True`` for
+    Adam and AdamW unless ``foreach`` or ``fused`` is given: torch uses the multi-tensor implementation
+    by default on CUDA only; on the CPU it loops over the parameters one by one, which dominates an
+    update of a policy with some fifty small parameter tensors. Both give bitwise the same updates.
+
+    :param optimizer_class: the optimizer class.
+    :param optimizer_kwargs: the user's keyword arguments (not modified), or None.
+    :return: the keyword arguments to build the optimizer with (a new dict).
+    """
+    if optimizer_kwargs is None:
+        kwargs: dict[str, Any] = {"eps": 1e-5} if optimizer_class == torch.optim.Adam else {}
+    else:
+        kwargs = dict(optimizer_kwargs)
+    if optimizer_class in (torch.optim.Adam, torch.optim.AdamW) and "foreach" not in kwargs and "fused" not in kwargs:
+        kwargs["foreach"] = True
+    return kwargs
+
+
 @dataclass(frozen=True)
 class NeuronState:
     """The actor's neuron state read from a recurrent state tuple.
@@ -118,7 +141,9 @@ class NCPActorCriticPolicy(RecurrentActorCriticPolicy):
     :param share_features_extractor: one features extractor for actor and critic.
     :param normalize_images: divide image observations by 255.
     :param optimizer_class: optimizer class.
-    :param optimizer_kwargs: optimizer keyword arguments (default for Adam: ``eps=1e-5``).
+    :param optimizer_kwargs: optimizer keyword arguments (default for Adam: ``eps=1e-5``, as SB3). For Adam
+        and AdamW, ``foreach=True`` is added unless ``foreach`` or ``fused`` is given (on the CPU torch's default
+        is a per-tensor loop, slower over the policy's many small parameters; the updates are bitwise the same).
     """
 
     def __init__(
@@ -207,6 +232,7 @@ class NCPActorCriticPolicy(RecurrentActorCriticPolicy):
             )
         if features_extractor_class is None:
             features_extractor_class = default_extractor_class(self._feature_space)
+        optimizer_kwargs = _default_optimizer_kwargs(optimizer_class, optimizer_kwargs)
         # RecurrentActorCriticPolicy.__init__ would build LSTMs: skip it and build the NCPs in _build().
         ActorCriticPolicy.__init__(
             self,

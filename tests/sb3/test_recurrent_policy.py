@@ -249,6 +249,51 @@ def test_per_module_learning_rates():
     assert all(g["lr"] == 1e-3 for g in groups)  # the base rate SB3's schedule sets is left as it was
 
 
+@pytest.mark.parametrize(
+    "optimizer_class, user_kwargs, passed, defaults",
+    [
+        (torch.optim.Adam, None, dict(eps=1e-5, foreach=True), {}),  # SB3's eps, plus the multi-tensor Adam
+        (torch.optim.Adam, dict(eps=1e-6), dict(eps=1e-6, foreach=True), {}),
+        (torch.optim.Adam, dict(foreach=False), dict(foreach=False), dict(eps=1e-8)),  # the user's choice wins
+        (torch.optim.Adam, dict(fused=True), dict(fused=True), dict(foreach=None)),
+        (torch.optim.AdamW, None, dict(foreach=True), dict(eps=1e-8)),  # SB3 sets eps for Adam only
+        (torch.optim.SGD, dict(momentum=0.9), dict(momentum=0.9), dict(foreach=None)),  # others: untouched
+    ],
+    ids=["adam-default", "adam-eps", "adam-foreach-false", "adam-fused", "adamw", "sgd"],
+)
+def test_default_optimizer_kwargs(optimizer_class, user_kwargs, passed, defaults):
+    given = None if user_kwargs is None else dict(user_kwargs)
+    policy = make_policy(OBS, spaces.Discrete(2), units=10, optimizer_class=optimizer_class, optimizer_kwargs=given)
+    assert type(policy.optimizer) is optimizer_class
+    assert policy.optimizer_kwargs == passed
+    assert policy._get_constructor_parameters()["optimizer_kwargs"] == passed  # what save() stores
+    for key, value in {**passed, **defaults}.items():
+        assert all(group[key] == value for group in policy.optimizer.param_groups), key
+    assert given == user_kwargs  # the user's dict is not modified
+
+
+def test_foreach_adam_steps_are_bitwise_those_of_the_per_tensor_loop():
+    """The default ``foreach=True`` changes the speed of Adam on the CPU, not its updates."""
+    policies = [
+        make_policy(OBS, spaces.Box(-1, 1, (2,), np.float32), units=10, actor_lr_scale=3.0, critic_lr_scale=0.5,
+                    optimizer_kwargs=kwargs)
+        for kwargs in (None, dict(eps=1e-5, foreach=False))
+    ]
+    assert [p.optimizer.defaults["foreach"] for p in policies] == [True, False]
+    gen = torch.Generator().manual_seed(0)
+    for step in range(6):
+        grads = [torch.randn(p.shape, generator=gen) * 10.0 ** (step % 3 - 1) for p in policies[0].parameters()]
+        for policy in policies:
+            for p, g in zip(policy.parameters(), grads):
+                p.grad = g.clone()
+            policy.optimizer.step()
+    first, second = (dict(p.named_parameters()) for p in policies)
+    start = make_policy(OBS, spaces.Box(-1, 1, (2,), np.float32), units=10)
+    assert any(not torch.equal(first[name], p) for name, p in start.named_parameters())  # the steps moved them
+    for name, p in first.items():
+        assert torch.equal(p, second[name]), name
+
+
 def test_invalid_arguments_are_clear_errors():
     with pytest.raises(ValueError, match=r"cell must be one of \['cfc', 'ltc'\], got 'gru'"):
         make_policy(OBS, spaces.Discrete(2), cell="gru")
