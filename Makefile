@@ -1,5 +1,6 @@
 # `make test` builds its own environment from this repo's files only.
-# torch is pinned here (a CPU wheel on the dev/CI machines); pyproject keeps a range for users.
+# torch is pinned here (a CPU wheel on the dev/CI machines), every other package by constraints.txt
+# (the versions the results were measured with); pyproject keeps ranges for users.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -8,11 +9,11 @@ PYTEST_ARGS ?=
 
 .PHONY: install test demo bench clean
 
-$(VENV)/.installed: pyproject.toml Makefile
+$(VENV)/.installed: pyproject.toml Makefile constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q "$(TORCH_PIN)"
-	$(PY) -m pip install -q -e ".[test,box2d]" "$(TORCH_PIN)"
+	$(PY) -m pip install -q -c constraints.txt "$(TORCH_PIN)"
+	$(PY) -m pip install -q -c constraints.txt -e ".[test,box2d]" "$(TORCH_PIN)"
 	touch $@
 
 install: $(VENV)/.installed

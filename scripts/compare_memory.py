@@ -18,8 +18,10 @@ copied from training and frozen (periodic: ``--curve-episodes`` episodes; final:
 Writes to ``--out``: ``runs/<task>__<policy>__s<seed>__<steps>.json`` (one per run; existing ones are
 reused unless ``--force``), ``<task>.csv`` (one row per run), ``<task>.md`` (per-seed and mean final return,
 worst seed, trainable parameters, env steps, wall time, steps/s) and ``<task>.png`` (learning curves:
-mean over seeds with a min–max band); on a budget other than the task's, ``<task>__<steps>.*``. Runs rebuilt from committed tables (``rebuild_compare_runs.py``) have no
-curve or per-episode returns: their ``final_std`` and ``peak`` fields stand in for them, and the plot skips them.
+mean over seeds with a min–max band); on a budget other than the task's, ``<task>__<steps>.*``. Runs
+rebuilt from committed tables (``rebuild_compare_runs.py``) have no curve or per-episode returns: their
+``final_std`` and ``peak`` fields stand in for them, and the plot skips them. ``--fill-docs PAGE`` rebuilds
+the tables of a Markdown page that follow ``<!-- TABLE <task> <label,...> [<budget>] -->`` markers.
 
 Usage::
 
@@ -29,6 +31,8 @@ Usage::
     python scripts/compare_memory.py --policies ncp-cfc --ncp-kwargs '{"critic_units": 32}' --tag crit32
     # every policy with other hyperparameters (VecNormalize follows their gamma), also under its own name:
     python scripts/compare_memory.py --hyper '{"gamma": 0.99}' --tag g099
+    # the tables of docs/learning.md, from the stored runs:
+    python scripts/compare_memory.py --fill-docs docs/learning.md
 
 Wall time and steps/s depend on the machine's load (runs share cores): compare them within one table.
 """
@@ -37,6 +41,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import re
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -275,13 +280,21 @@ def train_one(task_id: str, label: str, seed: int, steps: int, eval_freq: int, c
               "params": int(params), "steps": int(model.num_timesteps), "train_wall_s": wall,
               "steps_per_s": model.num_timesteps / wall, "curve": curve,
               "ncp_kwargs": ncp_kwargs if policy.startswith("ncp-") else {},
-              "ncp_hyper": ncp_hyper if policy.startswith("ncp-") else {}, "hyper": hyper}
+              "ncp_hyper": ncp_hyper if policy.startswith("ncp-") else {}, "hyper": hyper,
+              "versions": _versions()}
     path = Path(out) / "runs" / f"{run_name(task_id, label, seed, steps)}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(result, indent=1))
     print(f"{label:>14} seed {seed}: final {final:8.1f}  params {params:,}  {model.num_timesteps / wall:5.0f} steps/s"
           f"  ({wall:.0f} s)", flush=True)
     return result
+
+
+def _versions() -> dict[str, str]:
+    """:return: the versions of the packages that decide a run's numbers (a seed repeats only on the same ones)."""
+    from importlib.metadata import version
+
+    return {name: version(name) for name in ("torch", "stable_baselines3", "sb3_contrib", "gymnasium", "numpy")}
 
 
 def load_results(out: Path, task_id: str, budget: int) -> list[dict[str, Any]]:
@@ -294,6 +307,60 @@ def load_results(out: Path, task_id: str, budget: int) -> list[dict[str, Any]]:
     rows = [json.loads(p.read_text()) for p in sorted((out / "runs").glob(f"{short(task_id)}__*__{budget}.json"))]
     order = {p: i for i, p in enumerate(POLICIES)}
     return sorted(rows, key=lambda r: (order.get(r["policy"].split("+")[0], 99), r["policy"], r["seed"]))
+
+
+def markdown_table(rows: list[dict[str, Any]], labels: list[str] | None = None) -> str:
+    """:return: the Markdown table of ``rows``, one row per policy label (see :func:`write_tables`).
+
+    :param rows: results of :func:`load_results`
+    :param labels: the labels to show, in this order (default: every label of ``rows``, in their order)
+    """
+    if labels is not None:
+        missing = [label for label in labels if not any(r["policy"] == label for r in rows)]
+        if missing:
+            raise ValueError(f"no stored runs for {missing}; labels here: {sorted({r['policy'] for r in rows})}")
+        rows = [r for r in rows if r["policy"] in labels]
+    seeds = sorted({r["seed"] for r in rows})
+    labels = labels or list(dict.fromkeys(r["policy"] for r in rows))
+    head = ["policy", "params"] + [f"seed {s}" for s in seeds] + ["mean", "worst seed", "lowest peak",
+                                                                   "env steps",
+                                                                   "wall s (mean)", "steps/s (mean)"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for label in labels:
+        mine = {r["seed"]: r for r in rows if r["policy"] == label}
+        finals = [r["final"] for r in mine.values()]
+        cells = [f"`{label}`", f"{next(iter(mine.values()))['params']:,}"]
+        cells += [f"{mine[s]['final']:.1f}" if s in mine else "—" for s in seeds]
+        # best evaluation during training (rebuilt runs carry their label's lowest peak instead of a curve)
+        peak = min(r["peak"] if "peak" in r else max(v for _, v in r["curve"]) for r in mine.values())
+        cells += [f"{np.mean(finals):.1f}", f"{min(finals):.1f}", f"{peak:.1f}",
+                  f"{int(np.mean([r['steps'] for r in mine.values()])):,}",
+                  f"{np.mean([r['train_wall_s'] for r in mine.values()]):.0f}",
+                  f"{np.mean([r['steps_per_s'] for r in mine.values()]):.0f}"]
+        lines.append("| " + " | ".join(cells) + " |")
+    table = "\n".join(lines)
+    return table
+
+
+TABLE_MARKER = re.compile(r"^<!-- TABLE (\S+) (\S+)(?: (\d+))? -->\n(?:\|.*\n)*", re.MULTILINE)
+
+
+def fill_doc_tables(text: str, out: Path) -> str:
+    """Rebuild every table that follows a marker ``<!-- TABLE <task> <label,label,...> [<budget>] -->``.
+
+    The table under the marker (its ``|`` lines) is replaced by :func:`markdown_table` of the stored runs,
+    so a page such as docs/learning.md cannot drift from ``runs/``.
+
+    :param text: the Markdown page
+    :param out: the results folder (holding ``runs/``)
+    :return: the page with its tables rebuilt
+    """
+    def table(match: re.Match) -> str:
+        task, labels, budget = match.group(1), match.group(2).split(","), match.group(3)
+        rows = load_results(out, task, int(budget) if budget else TASKS[task]["n_timesteps"])
+        return match.group(0).split("\n", 1)[0] + "\n" + markdown_table(rows, labels) + "\n"
+
+    return TABLE_MARKER.sub(table, text)
 
 
 def write_tables(rows: list[dict[str, Any]], out: Path, task_id: str) -> str:
@@ -313,25 +380,7 @@ def write_tables(rows: list[dict[str, Any]], out: Path, task_id: str) -> str:
             std = np.std(r["returns"]) if r["returns"] else r["final_std"]  # rebuilt runs: the table's std
             writer.writerow([r["task"], r["policy"], r["seed"], f"{r['final']:.2f}", f"{std:.2f}",
                              r["params"], r["steps"], f"{r['train_wall_s']:.1f}", f"{r['steps_per_s']:.1f}"])
-    seeds = sorted({r["seed"] for r in rows})
-    labels = list(dict.fromkeys(r["policy"] for r in rows))
-    head = ["policy", "params"] + [f"seed {s}" for s in seeds] + ["mean", "worst seed", "lowest peak",
-                                                                   "env steps",
-                                                                   "wall s (mean)", "steps/s (mean)"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for label in labels:
-        mine = {r["seed"]: r for r in rows if r["policy"] == label}
-        finals = [r["final"] for r in mine.values()]
-        cells = [f"`{label}`", f"{next(iter(mine.values()))['params']:,}"]
-        cells += [f"{mine[s]['final']:.1f}" if s in mine else "—" for s in seeds]
-        # best evaluation during training (rebuilt runs carry their label's lowest peak instead of a curve)
-        peak = min(r["peak"] if "peak" in r else max(v for _, v in r["curve"]) for r in mine.values())
-        cells += [f"{np.mean(finals):.1f}", f"{min(finals):.1f}", f"{peak:.1f}",
-                  f"{int(np.mean([r['steps'] for r in mine.values()])):,}",
-                  f"{np.mean([r['train_wall_s'] for r in mine.values()]):.0f}",
-                  f"{np.mean([r['steps_per_s'] for r in mine.values()]):.0f}"]
-        lines.append("| " + " | ".join(cells) + " |")
-    table = "\n".join(lines)
+    table = markdown_table(rows)
     task = TASKS[task_id]
     (out / f"{name}.md").write_text(
         f"# {task_id}: final deterministic evaluation return ({rows[0]['steps'] if rows else 0:,} env steps)\n\n"
@@ -423,6 +472,8 @@ def main(argv: list[str] | None = None) -> None:
                         "(required with overrides)")
     parser.add_argument("--force", action="store_true", help="retrain runs whose result already exists")
     parser.add_argument("--report-only", action="store_true", help="only rebuild tables and plot from stored runs")
+    parser.add_argument("--fill-docs", nargs="+", type=Path, metavar="PAGE",
+                        help="only rebuild the tables under '<!-- TABLE task labels [budget] -->' markers in these pages")
     args = parser.parse_args(argv)
     if (args.ncp_kwargs or args.ncp_hyper or args.hyper) and not args.tag:
         parser.error("--ncp-kwargs / --ncp-hyper / --hyper change the policies: name the variant with --tag")
@@ -433,6 +484,11 @@ def main(argv: list[str] | None = None) -> None:
     out.mkdir(parents=True, exist_ok=True)
     steps = args.steps or TASKS[args.task]["n_timesteps"]
 
+    if args.fill_docs:
+        for page in args.fill_docs:
+            page.write_text(fill_doc_tables(page.read_text(), out))
+            print(f"tables rebuilt in {page}")
+        return
     if not args.report_only:
         todo = []
         for policy in args.policies:

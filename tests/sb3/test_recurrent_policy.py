@@ -249,6 +249,16 @@ def test_per_module_learning_rates():
     assert all(g["lr"] == 1e-3 for g in groups)  # the base rate SB3's schedule sets is left as it was
 
 
+
+@pytest.mark.parametrize("cell, given, expected", [("ltc", None, 3.0), ("cfc", None, 1.0), ("ltc", 1.0, 1.0)])
+def test_default_actor_learning_rate_is_faster_for_ltc(cell, given, expected):
+    # the LTC actor learns at 3x the algorithm's rate unless the user says otherwise (docs/learning.md)
+    kwargs = {} if given is None else {"actor_lr_scale": given}
+    policy = make_policy(OBS, spaces.Box(-1, 1, (2,), np.float32), units=10, cell=cell, **kwargs)
+    assert policy.actor_lr_scale == expected
+    scales = sorted(g["lr_scale"] for g in policy.optimizer.param_groups)
+    assert scales == sorted([expected, 1.0])
+
 @pytest.mark.parametrize(
     "optimizer_class, user_kwargs, passed, defaults",
     [

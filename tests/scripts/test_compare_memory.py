@@ -147,3 +147,30 @@ def test_tables_of_another_budget_get_their_own_files(cm) -> None:
     # overwrite it
     assert cm.table_stem("ncp/MountainCarContinuousNoVel-v0", 100_000) == "MountainCarContinuousNoVel-v0"
     assert cm.table_stem("ncp/MountainCarContinuousNoVel-v0", 300_000) == "MountainCarContinuousNoVel-v0__300000"
+
+
+def test_doc_tables_are_rebuilt_from_the_stored_runs(cm, tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    for policy, seed, final in (("ncp-cfc", 3, 500.0), ("ncp-cfc", 4, 300.0), ("lstm", 3, 50.0)):
+        name = cm.run_name("ncp/CartPoleNoVel-v1", policy, seed, 1000)
+        (runs / f"{name}.json").write_text(json.dumps(_result(policy, seed, final, [(1024, final)])))
+    page = ("# page\n\n<!-- TABLE ncp/CartPoleNoVel-v1 lstm,ncp-cfc 1000 -->\n| stale | table |\n|---|---|\n"
+            "| `ncp-cfc` | 1 |\n\ntext after\n")
+    filled = cm.fill_doc_tables(page, tmp_path)
+    lines = filled.splitlines()
+    assert lines[2] == "<!-- TABLE ncp/CartPoleNoVel-v1 lstm,ncp-cfc 1000 -->"
+    assert lines[3].startswith("| policy | params | seed 3 | seed 4 | mean")
+    assert [line.split("|")[1].strip() for line in lines[5:7]] == ["`lstm`", "`ncp-cfc`"]  # the marker's order
+    assert [c.strip() for c in lines[6].split("|")[3:7]] == ["500.0", "300.0", "400.0", "300.0"]
+    assert filled.endswith("\n\ntext after\n") and "stale" not in filled
+    with pytest.raises(ValueError, match="no stored runs for \\['mlp4'\\]"):
+        cm.fill_doc_tables("<!-- TABLE ncp/CartPoleNoVel-v1 mlp4 1000 -->\n", tmp_path)
+
+
+def test_the_learning_page_shows_the_stored_runs(cm) -> None:
+    """docs/learning.md's tables are what ``--fill-docs`` makes of the run JSONs (an edited figure shows)."""
+    page = ROOT / "docs" / "learning.md"
+    text = page.read_text()
+    assert text.count("<!-- TABLE ") >= 8
+    assert cm.fill_doc_tables(text, ROOT / "results" / "compare_memory") == text
