@@ -15,14 +15,12 @@ from typing import List, Optional, Sequence, Tuple
 import torch
 from torch import Tensor
 
-from .csrc import load_cfc_extension
+from .csrc import kernel_applies, load_cfc_extension
 
 __all__ = ["cfc_unroll", "cfc_unroll_available"]
 
 #: Set to False to always use the pure-torch step (tests flip it with monkeypatch).
 USE_EXTENSION: bool = True
-
-_KERNEL_DTYPES = (torch.float32, torch.float64)
 
 
 def cfc_unroll_available(like: Tensor) -> bool:
@@ -34,7 +32,7 @@ def cfc_unroll_available(like: Tensor) -> bool:
 
 
 def _extension_for(like: Tensor) -> Optional[ModuleType]:
-    if not USE_EXTENSION or like.device.type != "cpu" or like.dtype not in _KERNEL_DTYPES:
+    if not USE_EXTENSION or not kernel_applies(like):
         return None
     return load_cfc_extension()
 

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .csrc import load_ltc_extension
+from .csrc import kernel_applies, load_ltc_extension
 
 __all__ = [
     "ltc_unfold_sequence",
@@ -37,7 +37,6 @@ __all__ = [
 #: Set to False to always use the pure-torch kernels (tests flip it with monkeypatch).
 USE_EXTENSION: bool = True
 
-_KERNEL_DTYPES = (torch.float32, torch.float64)
 _SCALED_MAPPINGS = ("affine", "linear")
 
 
@@ -52,7 +51,7 @@ def _extension() -> Optional[ModuleType]:
 
 def _use_compiled(x: Tensor) -> Optional[ModuleType]:
     """The extension if it should run on tensors like ``x`` (CPU, float32 / float64), else None."""
-    if x.device.type != "cpu" or x.dtype not in _KERNEL_DTYPES:
+    if not kernel_applies(x):
         return None
     return _extension()
 

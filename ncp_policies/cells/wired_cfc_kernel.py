@@ -15,14 +15,12 @@ from typing import List, Optional, Sequence
 import torch
 from torch import Tensor
 
-from .csrc import load_wired_cfc_extension
+from .csrc import kernel_applies, load_wired_cfc_extension
 
 __all__ = ["wired_cfc_unroll", "wired_cfc_unroll_available"]
 
 #: Set to False to always use the torch wavefront (tests flip it with monkeypatch).
 USE_EXTENSION: bool = True
-
-_KERNEL_DTYPES = (torch.float32, torch.float64)
 
 
 def wired_cfc_unroll_available(like: Tensor) -> bool:
@@ -34,7 +32,7 @@ def wired_cfc_unroll_available(like: Tensor) -> bool:
 
 
 def _extension_for(like: Tensor) -> Optional[ModuleType]:
-    if not USE_EXTENSION or like.device.type != "cpu" or like.dtype not in _KERNEL_DTYPES:
+    if not USE_EXTENSION or not kernel_applies(like):
         return None
     return load_wired_cfc_extension()
 

@@ -122,6 +122,18 @@ def _build(source: Path, verbose: bool) -> ModuleType:
     )
 
 
+#: The dtypes every compiled kernel takes.
+KERNEL_DTYPES = (torch.float32, torch.float64)
+
+
+def kernel_applies(like: torch.Tensor) -> bool:
+    """Whether the compiled kernels can run on tensors like ``like``: on the CPU, float32 or float64.
+
+    :param like: a tensor of the computation (gives device and dtype).
+    """
+    return like.device.type == "cpu" and like.dtype in KERNEL_DTYPES
+
+
 def load_ltc_extension(verbose: bool = False) -> Optional[ModuleType]:
     """The compiled LTC kernels, building them on first use; None when disabled or unavailable.
 
