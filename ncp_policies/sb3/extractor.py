@@ -18,7 +18,7 @@ the last axis, (n_stack * F,); gymnasium's ``FrameStackObservation`` gives (n_st
 """
 from __future__ import annotations
 
-from typing import Optional
+from typing import Optional, Sequence
 
 import numpy as np
 import torch
@@ -52,6 +52,7 @@ class NCPExtractor(BaseFeaturesExtractor):
     :param mixed_memory: give the cell an LSTM memory cell.
     :param ode_unfolds: LTC solver steps per time step.
     :param cfc_mode: CfC mode, ``"default"``, ``"pure"`` or ``"no_gate"``.
+    :param init_ranges: LTC initialisation ranges ``{name: (min, max)}`` overriding ncps' (``cell="ltc"`` only).
     """
 
     def __init__(
@@ -68,6 +69,7 @@ class NCPExtractor(BaseFeaturesExtractor):
         mixed_memory: bool = False,
         ode_unfolds: int = 6,
         cfc_mode: str = "default",
+        init_ranges: Optional[dict[str, Sequence[float]]] = None,
     ) -> None:
         if cell not in CELLS:
             raise ValueError(f"cell must be one of {list(CELLS)}, got {cell!r}.")
@@ -79,7 +81,8 @@ class NCPExtractor(BaseFeaturesExtractor):
         super().__init__(observation_space, features_dim)
         self.output = output
         self.layer = build_layer(
-            cell, self.step_features, resolved, mixed_memory=mixed_memory, ode_unfolds=ode_unfolds, cfc_mode=cfc_mode
+            cell, self.step_features, resolved, mixed_memory=mixed_memory, ode_unfolds=ode_unfolds,
+            cfc_mode=cfc_mode, init_ranges=init_ranges,
         )
 
     def forward(self, observations: torch.Tensor) -> torch.Tensor:

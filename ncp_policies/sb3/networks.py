@@ -9,7 +9,7 @@ before the call, any later starts go to the layer as ``resets=``, and the whole 
 """
 from __future__ import annotations
 
-from typing import Optional
+from typing import Mapping, Optional, Sequence
 
 import torch
 from torch import nn
@@ -32,6 +32,7 @@ def build_layer(
     mixed_memory: bool = False,
     ode_unfolds: int = 6,
     cfc_mode: str = "default",
+    init_ranges: Optional[Mapping[str, Sequence[float]]] = None,
 ) -> nn.Module:
     """A CfC or LTC sequence layer on a wiring.
 
@@ -41,14 +42,22 @@ def build_layer(
     :param mixed_memory: add an LSTM memory cell (the state becomes ``(h, c)``).
     :param ode_unfolds: LTC solver steps per time step (ignored by CfC).
     :param cfc_mode: CfC mode, ``"default"``, ``"pure"`` or ``"no_gate"`` (ignored by LTC).
+    :param init_ranges: LTC initialisation ranges ``{name: (min, max)}`` overriding ncps' (see
+        ``ncp_policies.cells.ltc_cell.DEFAULT_INIT_RANGES``); a CfC has none, so giving them with
+        ``cell="cfc"`` is an error.
     :return: a layer with ``run(x, hx, timespans, resets, clamp)``.
     """
     if cell == "cfc":
         if cfc_mode not in CFC_MODES:
             raise ValueError(f"cfc_mode must be one of {list(CFC_MODES)}, got {cfc_mode!r}.")
+        if init_ranges:
+            raise ValueError(
+                f"init_ranges sets LTC parameters ({', '.join(init_ranges)}); a CfC cell has none. "
+                "Use cell='ltc' or drop init_ranges."
+            )
         return CfC(input_size, wiring, mixed_memory=mixed_memory, mode=cfc_mode)
     if cell == "ltc":
-        return LTC(input_size, wiring, mixed_memory=mixed_memory, ode_unfolds=ode_unfolds)
+        return LTC(input_size, wiring, mixed_memory=mixed_memory, ode_unfolds=ode_unfolds, init_ranges=init_ranges)
     raise ValueError(f"cell must be one of {list(CELLS)}, got {cell!r}.")
 
 

@@ -41,6 +41,8 @@ from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from stable_baselines3.common.type_aliases import PyTorchObs, Schedule
 from torch import nn
 
+from ncp_policies.cells.ltc_cell import check_init_ranges
+
 from .action_heads import MotorReadout, check_action_space, check_motor_count, describe_space, motor_count
 from .lr_scales import install_lr_scales, param_groups
 from .networks import CELLS, NCPNetwork, RecurrentState, build_layer
@@ -100,6 +102,9 @@ class NCPActorCriticPolicy(RecurrentActorCriticPolicy):
     :param seed: seed of the default actor wiring (the critic's uses ``seed + 1``).
     :param mixed_memory: give the cells an LSTM memory cell (the state gets a ``c`` part).
     :param ode_unfolds: LTC solver steps per time step.
+    :param init_ranges: initialisation ranges ``{name: (min, max)}`` of the policy's LTC layers (the actor with
+        ``cell="ltc"``, the critic with ``critic_cell="ltc"``), overriding ncps' ranges
+        (``ncp_policies.cells.ltc_cell.DEFAULT_INIT_RANGES``), e.g. ``{"sensory_sigma": (1.0, 3.0)}``.
     :param cfc_mode: CfC mode, ``"default"``, ``"pure"`` or ``"no_gate"``.
     :param motor_affine: learnable per-motor scale and bias between the motor neurons and the
         distribution; None = on for CfC (bounded outputs), off for LTC (its layer maps outputs affinely).
@@ -160,6 +165,7 @@ class NCPActorCriticPolicy(RecurrentActorCriticPolicy):
         seed: int = 22222,
         mixed_memory: bool = False,
         ode_unfolds: int = 6,
+        init_ranges: Optional[dict[str, Sequence[float]]] = None,
         cfc_mode: str = "default",
         motor_affine: Optional[bool] = None,
         motor_scale_init: float = 1.0,
@@ -210,6 +216,12 @@ class NCPActorCriticPolicy(RecurrentActorCriticPolicy):
         self.cell = cell
         self.mixed_memory = bool(mixed_memory)
         self.ode_unfolds = int(ode_unfolds)
+        if init_ranges and "ltc" not in (cell, critic_cell if critic == "ncp" else None):
+            raise ValueError(
+                f"init_ranges sets LTC parameters, but this policy has no LTC layer (cell={cell!r}, "
+                f"critic={critic!r}, critic_cell={critic_cell!r}); use cell='ltc' or drop init_ranges."
+            )
+        self.init_ranges = check_init_ranges(init_ranges) or None
         self.cfc_mode = cfc_mode
         self.motor_affine = (cell == "cfc") if motor_affine is None else bool(motor_affine)
         self.motor_scale_init = float(motor_scale_init)
@@ -271,12 +283,14 @@ class NCPActorCriticPolicy(RecurrentActorCriticPolicy):
         actor_layer = build_layer(
             self.cell, self.features_dim, self._actor_wiring,
             mixed_memory=self.mixed_memory, ode_unfolds=self.ode_unfolds, cfc_mode=self.cfc_mode,
+            init_ranges=self.init_ranges if self.cell == "ltc" else None,
         )
         critic_layer = None
         if self._critic_wiring is not None:
             critic_layer = build_layer(
                 self.critic_cell, self.features_dim, self._critic_wiring,
                 mixed_memory=self.mixed_memory, ode_unfolds=self.ode_unfolds, cfc_mode=self.cfc_mode,
+                init_ranges=self.init_ranges if self.critic_cell == "ltc" else None,
             )
         hidden = max(actor_layer.state_size, 0 if critic_layer is None else critic_layer.state_size)
         self.actor_network = NCPNetwork(actor_layer, hidden)
@@ -339,6 +353,7 @@ class NCPActorCriticPolicy(RecurrentActorCriticPolicy):
             wiring=wiring_to_data(self.actor_network.wiring),
             mixed_memory=self.mixed_memory,
             ode_unfolds=self.ode_unfolds,
+            init_ranges=self.init_ranges,
             cfc_mode=self.cfc_mode,
             motor_affine=self.motor_affine,
             motor_scale_init=self.motor_scale_init,

@@ -42,6 +42,14 @@ def test_explicit_wiring_sets_features_dim():
     assert NCPExtractor(spaces.Box(-1, 1, (3,), np.float32), wiring=FullyConnected(7, 4)).features_dim == 7
 
 
+def test_ltc_init_ranges_and_their_errors():
+    extractor = NCPExtractor(spaces.Box(-1, 1, (3,), np.float32), cell="ltc", units=8, init_ranges={"w": (0.5, 0.5)})
+    w = dict(extractor.layer.rnn_cell.named_parameters())["w"]
+    torch.testing.assert_close(w, torch.full_like(w, 0.5))
+    with pytest.raises(ValueError, match="a CfC cell has none. Use cell='ltc'"):
+        NCPExtractor(spaces.Box(-1, 1, (3,), np.float32), cell="cfc", init_ranges={"w": (0.5, 0.5)})
+
+
 def test_shape_errors_name_n_stack():
     with pytest.raises(ValueError, match=r"cannot be split into n_stack=3 steps"):
         NCPExtractor(spaces.Box(-1, 1, (10,), np.float32), n_stack=3)

@@ -12,6 +12,7 @@ from sb3_contrib import RecurrentPPO
 from stable_baselines3.common.torch_layers import NatureCNN
 from stable_baselines3.common.vec_env import DummyVecEnv
 
+from ncp_policies import CfC
 from ncp_policies.sb3 import NCPActorCriticPolicy
 from ncp_policies.wirings import NCP, AutoNCP, FullyConnected, Random
 
@@ -316,6 +317,33 @@ def test_invalid_arguments_are_clear_errors():
     with pytest.raises(TypeError, match="wiring must be None, a Wiring object"):
         make_policy(OBS, spaces.Discrete(2), wiring=12)
     assert isinstance(make_policy(OBS, spaces.Discrete(2), wiring="Random").actor_network.wiring, Random)
+
+
+def test_ltc_init_ranges_reach_the_ltc_layers_and_survive_save_load(tmp_path):
+    ranges = {"sensory_sigma": (1.0, 2.0), "cm": (0.1, 0.1)}
+    model = _model(cell="ltc", critic_cell="ltc", init_ranges=ranges)
+    for network in (model.policy.actor_network, model.policy.critic_network):
+        params = {name: p.detach() for name, p in network.layer.rnn_cell.named_parameters()}
+        assert 1.0 <= float(params["sensory_sigma"].min()) and float(params["sensory_sigma"].max()) <= 2.0
+        torch.testing.assert_close(params["cm"], torch.full_like(params["cm"], 0.1))
+        assert float(params["sigma"].min()) >= 3.0  # the ranges not given keep ncps' defaults
+    model.save(tmp_path / "model.zip")
+    loaded = RecurrentPPO.load(tmp_path / "model.zip", device="cpu")
+    assert loaded.policy.init_ranges == ranges
+    # with a CfC critic, only the actor (the LTC layer) takes the ranges
+    mixed = make_policy(OBS, spaces.Discrete(2), cell="ltc", init_ranges={"cm": (0.1, 0.1)})
+    assert isinstance(mixed.critic_network.layer, CfC)
+    cm = dict(mixed.actor_network.layer.rnn_cell.named_parameters())["cm"]
+    torch.testing.assert_close(cm, torch.full_like(cm, 0.1))
+
+
+def test_init_ranges_errors_name_the_problem():
+    with pytest.raises(ValueError, match="init_ranges sets LTC parameters, but this policy has no LTC layer"):
+        make_policy(OBS, spaces.Discrete(2), cell="cfc", init_ranges={"w": (0.2, 2.0)})
+    with pytest.raises(ValueError, match="unknown parameter 'tau'; allowed: gleak"):
+        make_policy(OBS, spaces.Discrete(2), cell="ltc", init_ranges={"tau": (0.2, 2.0)})
+    with pytest.raises(ValueError, match=r"init_ranges\['w'\] must be finite with min <= max"):
+        make_policy(OBS, spaces.Discrete(2), cell="ltc", init_ranges={"w": (2.0, 0.2)})
 
 
 @pytest.mark.cuda

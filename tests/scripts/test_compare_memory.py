@@ -34,9 +34,8 @@ def test_every_task_trains_its_presets(cm) -> None:
         for p in recurrent:
             assert p.n_envs == task["n_envs"], p.name
             assert bool(p.normalize) == task["normalize"], p.name
-            assert p.hyperparams == task["hyperparams"], p.name
-            assert {k: v for k, v in p.policy_kwargs.items() if k != "cell"} == \
-                {k: v for k, v in preset.policy_kwargs.items() if k != "cell"}, p.name
+            assert p.hyperparams == {**task["hyperparams"], **task.get("cell_hyperparams", {}).get(p.cell, {})}, p.name
+            assert p.policy_kwargs == cm._ncp_defaults(task, p.cell), p.name
 
 
 def _result(policy: str, seed: int, final: float, curve: list[tuple[int, float]]) -> dict:
@@ -88,6 +87,18 @@ def test_overrides_reach_the_algorithm_and_vecnormalize(cm) -> None:
         assert venv.gamma == 0.9  # VecNormalize discounts rewards with the run's own gamma
     finally:
         venv.close()
+
+
+def test_a_cells_own_hyperparameters_apply_to_that_cell_only(cm) -> None:
+    task = cm.TASKS["ncp/PendulumNoVel-v1"]
+    own = task["cell_hyperparams"]["ltc"]["n_epochs"]
+    assert own != task["hyperparams"]["n_epochs"]
+    assert cm._hyperparams("ncp-ltc", task, {}, {})["n_epochs"] == own
+    for policy in ("ncp-cfc", "lstm", "mlp4"):
+        assert cm._hyperparams(policy, task, {}, {})["n_epochs"] == task["hyperparams"]["n_epochs"], policy
+    # explicit overrides still win over the cell's own settings
+    assert cm._hyperparams("ncp-ltc", task, {"n_epochs": 5}, {})["n_epochs"] == 5
+    assert cm._hyperparams("ncp-ltc", task, {}, {"n_epochs": 7})["n_epochs"] == 7
 
 
 def _rebuilt(policy: str, seed: int, final: float, final_std: float, peak: float) -> dict:
