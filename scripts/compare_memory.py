@@ -58,8 +58,9 @@ FRAME_STACK = 4
 
 # RL Zoo (rl-baselines3-zoo, hyperparams/ppo_lstm.yml) RecurrentPPO settings per task, with the
 # published score of its one LSTM run. PendulumNoVel's batch_size is RecurrentPPO's default 128.
-# "preset" names the task's NCP-CfC preset; "cell_hyperparams" / "cell_policy_kwargs" ({cell: {...}}) are
-# where one cell's preset departs from it (every policy shares "hyperparams"; a test holds the presets to this).
+# "preset" names the task's NCP-CfC preset (the LTC preset has the same policy kwargs but the cell);
+# "cell_hyperparams" ({cell: {...}}) is where one cell's preset departs from the task's "hyperparams", which
+# every other policy trains with (a test holds the presets to this table).
 TASKS: dict[str, dict[str, Any]] = {
     # γ 0.995 instead of RL Zoo's 0.98: every NCP seed solved with it (docs/learning.md); the runs with
     # RL Zoo's exact settings are kept under the "+rlzoo" labels.
@@ -137,16 +138,14 @@ def table_stem(task: str, budget: int) -> str:
 
 def _ncp_defaults(task: dict[str, Any], cell: str) -> dict[str, Any]:
     """:return: the NCP policy kwargs of the task's preset for ``cell`` (so the comparison tests what
-    ``ncp train`` uses): the task's preset's, then the cell's own (``cell_policy_kwargs``), ``cell`` set.
+    ``ncp train`` uses).
 
     :param task: an entry of ``TASKS``
     :param cell: ``"cfc"`` or ``"ltc"``
     """
     from agents.presets import load_preset
 
-    kwargs = dict(load_preset(task["preset"]).policy_kwargs)
-    kwargs.update(task.get("cell_policy_kwargs", {}).get(cell, {}), cell=cell)
-    return kwargs
+    return {**load_preset(task["preset"]).policy_kwargs, "cell": cell}
 
 
 def _hyperparams(policy: str, task: dict[str, Any], ncp_hyper: dict[str, Any], hyper: dict[str, Any]) -> dict[str, Any]:
