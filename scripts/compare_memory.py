@@ -41,6 +41,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
 import re
 import sys
 import time
@@ -458,6 +459,25 @@ def _json_object(text: str) -> dict[str, Any]:
     return value
 
 
+def exit_with_parent(parent: int, poll_s: float = 1.0) -> None:
+    """Pool-worker initializer: end the worker once the script's process ``parent`` is gone.
+
+    Ctrl-C stops the whole process group, but a main process killed alone (``kill PID``) would leave its
+    workers training the remaining runs unseen, on the cores the next run needs.
+
+    :param parent: pid of the process that started the pool
+    :param poll_s: seconds between checks
+    """
+    import threading
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(poll_s)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+
+
 def main(argv: list[str] | None = None) -> None:
     """Parse the command line, run the missing runs in parallel processes, write tables and plots.
 
@@ -510,7 +530,8 @@ def main(argv: list[str] | None = None) -> None:
                     todo.append((args.task, label, seed, steps, args.eval_freq, args.curve_episodes, args.episodes,
                                  args.ncp_kwargs, args.ncp_hyper, str(out), args.hyper))
         print(f"{len(todo)} runs to train, {args.jobs} at a time", flush=True)
-        with ProcessPoolExecutor(max_workers=args.jobs, mp_context=get_context("spawn")) as pool:
+        with ProcessPoolExecutor(max_workers=args.jobs, mp_context=get_context("spawn"),
+                                 initializer=exit_with_parent, initargs=(os.getpid(),)) as pool:
             for future in [pool.submit(train_one, *job) for job in todo]:
                 future.result()
 

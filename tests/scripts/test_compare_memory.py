@@ -185,3 +185,39 @@ def test_the_learning_page_shows_the_stored_runs(cm) -> None:
     text = page.read_text()
     assert text.count("<!-- TABLE ") >= 8
     assert cm.fill_doc_tables(text, ROOT / "results" / "compare_memory") == text
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` is a running process (a zombie left for an init that does not reap counts as gone)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False
+    return "\nState:\tZ" not in status
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_pool_workers_end_when_the_main_process_is_killed() -> None:
+    """A killed main process does not leave a worker training the remaining runs."""
+    import subprocess
+    import time
+
+    program = f"""
+import os, signal, sys, time
+sys.path.insert(0, {str(ROOT / "scripts")!r})
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
+from compare_memory import exit_with_parent
+pool = ProcessPoolExecutor(1, mp_context=get_context("spawn"), initializer=exit_with_parent,
+                           initargs=(os.getpid(), 0.1))
+print(pool.submit(os.getpid).result(), flush=True)
+pool.submit(time.sleep, 60)  # the worker is busy: only its watcher can end it
+time.sleep(0.5)
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+    proc = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=60)
+    worker = int(proc.stdout.split()[0])
+    deadline = time.monotonic() + 10
+    while _alive(worker) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _alive(worker), "the pool worker outlived the killed main process"
