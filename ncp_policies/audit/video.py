@@ -51,7 +51,9 @@ def render_video(
     stride = max(1, recording.frames[0].shape[0] // (2 * 128 * dpi // 80))  # no more pixels than shown
     env_image = ax_env.imshow(recording.frames[0][::stride, ::stride])
     ax_env.set_axis_off()
-    shown = np.ma.masked_all(activity.shape)
+    # steps not reached yet are masked; zeros beneath (masked_all leaves memory uninitialised, which the
+    # colormap still scales: overflow warnings on whatever bytes were there)
+    shown = np.ma.masked_array(np.zeros(activity.shape), mask=True)
     act_image = ax_act.imshow(shown, aspect="auto", interpolation="nearest", cmap="RdBu_r", vmin=-lim, vmax=lim,
                               extent=(-0.5, n_frames - 0.5, len(order) - 0.5, -0.5))
     ax_act.set_yticks(range(len(order)), [f"{recording.roles[i][0]}{recording.neuron_ids[i]}" for i in order],

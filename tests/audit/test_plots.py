@@ -1,6 +1,8 @@
 """Pictures and video: written, non-empty, right format; colouring values are right."""
 from __future__ import annotations
 
+import warnings
+
 import imageio.v2 as imageio
 import numpy as np
 import pytest
@@ -57,6 +59,18 @@ def test_video_is_written(rendered, tmp_path, suffix: str) -> None:
     reader.close()
     assert frame.shape[:2] == (256, 512)
     assert frame.std() > 1  # not a blank canvas
+
+
+def test_video_does_not_colour_uninitialised_memory(rendered, tmp_path, monkeypatch) -> None:
+    """The steps not reached yet are masked; what lies beneath must be defined (np.ma.masked_all's is not:
+    whatever bytes it holds went through the colormap, with an overflow warning when they were huge)."""
+    def masked_garbage(shape, dtype=float):
+        return np.ma.masked_array(np.full(shape, 1e308, dtype), mask=True)
+
+    monkeypatch.setattr(np.ma, "masked_all", masked_garbage)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        render_video(rendered, tmp_path / "run.gif", max_frames=3, fps=10)
 
 
 def test_video_needs_frames(tmp_path) -> None:
