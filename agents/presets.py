@@ -7,6 +7,7 @@ A preset file holds::
     n_envs: 8
     n_timesteps: 100000
     normalize: {norm_obs: true, norm_reward: true}   # VecNormalize kwargs, or false
+    freeze_normalization_after: 50000   # env steps after which VecNormalize stops updating (null: never)
     frame_stack: null             # n frames for NCPExtractor with non-recurrent algos
     hyperparams: {...}            # algorithm kwargs; "lin_1e-3" = linear schedule from 1e-3
     policy_kwargs: {...}          # NCP policy / extractor kwargs (cell, units, ...)
@@ -40,6 +41,8 @@ class Preset:
     :param n_envs: number of parallel training environments
     :param n_timesteps: training budget in environment steps
     :param normalize: VecNormalize keyword arguments, or False for no normalisation
+    :param freeze_normalization_after: env steps after which VecNormalize's statistics stop updating
+        (still applied; :class:`agents.callbacks.FreezeNormalization`), or None to update them throughout
     :param frame_stack: frames stacked for the NCPExtractor of non-recurrent algorithms, or None
     :param hyperparams: algorithm keyword arguments (schedules as ``lin_<float>``)
     :param policy_kwargs: NCP policy / extractor keyword arguments
@@ -54,6 +57,7 @@ class Preset:
     n_envs: int = 1
     n_timesteps: int = 100_000
     normalize: dict[str, Any] | bool = False
+    freeze_normalization_after: int | None = None
     frame_stack: int | None = None
     hyperparams: dict[str, Any] = field(default_factory=dict)
     policy_kwargs: dict[str, Any] = field(default_factory=dict)
@@ -116,6 +120,14 @@ class Preset:
                     raise unknown(f"normalize key in {where}:", str(key), ok)
         elif self.normalize is not False:
             raise UsageError(f"{where}: normalize={self.normalize!r} must be false or a mapping of VecNormalize kwargs")
+        freeze = self.freeze_normalization_after
+        if freeze is not None:
+            if isinstance(freeze, bool) or not isinstance(freeze, int) or freeze < 0:
+                raise UsageError(f"{where}: freeze_normalization_after={freeze!r} must be null or a non-negative "
+                                 "number of env steps")
+            if self.normalize is False:
+                raise UsageError(f"{where}: freeze_normalization_after={freeze} needs normalize (there are no "
+                                 "VecNormalize statistics to freeze); set normalize or drop it")
         for key, value in (("hyperparams", self.hyperparams), ("policy_kwargs", self.policy_kwargs)):
             if not isinstance(value, dict):
                 raise UsageError(f"{where}: {key} must be a mapping, got {value!r}")

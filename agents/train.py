@@ -11,12 +11,13 @@ from typing import Any
 import numpy as np
 import torch
 import yaml
-from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.vec_env import VecEnv, sync_envs_normalization
 
 from .algos import CELLS
 from .build import build_model, check_env_id, check_spaces, find_vecnormalize, make_venv, resolve_policy
+from .callbacks import FreezeNormalization, freeze_if_due
 from .checkpoint import atomic_write_bytes, atomic_write_text, read_checkpoint_state, restore_vecnormalize, \
     save_checkpoint, vecnormalize_state
 from .errors import UsageError, unknown
@@ -239,11 +240,16 @@ def train(env_id: str | None = None, preset: str | None = None, cell: str | None
 
     callback = EvalCheckpointCallback(eval_env, run_dir, int(config["eval_freq"]), int(config["eval_episodes"]),
                                       best_mean)
+    callbacks: list[BaseCallback] = [callback]
+    freeze = config.get("freeze_normalization_after")
+    if freeze is not None:
+        freeze_if_due(venv, start_steps, int(freeze))  # a resumed run: before SB3 resets the env
+        callbacks.insert(0, FreezeNormalization(int(freeze)))
     t0 = time.perf_counter()
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*progress bar.*")
-            model.learn(total_timesteps=remaining, callback=callback, progress_bar=progress_bar,
+            model.learn(total_timesteps=remaining, callback=CallbackList(callbacks), progress_bar=progress_bar,
                         reset_num_timesteps=not resume, tb_log_name="run")
     except KeyboardInterrupt:
         save_last(model, run_dir)

@@ -56,12 +56,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # runnable as a pl
 
 POLICIES = ("ncp-cfc", "ncp-ltc", "lstm", "mlp4")
 FRAME_STACK = 4
+FREEZE = "freeze_normalization_after"  # preset key: env steps after which VecNormalize stops updating
 
 # RL Zoo (rl-baselines3-zoo, hyperparams/ppo_lstm.yml) RecurrentPPO settings per task, with the
 # published score of its one LSTM run. PendulumNoVel's batch_size is RecurrentPPO's default 128.
 # "preset" names the task's NCP-CfC preset (the LTC preset has the same policy kwargs but the cell);
 # "cell_hyperparams" ({cell: {...}}) is where one cell's preset departs from the task's "hyperparams", which
-# every other policy trains with (a test holds the presets to this table).
+# every other policy trains with, "cell_freeze" ({cell: steps}) where it departs from the task's FREEZE
+# (VecNormalize statistics frozen after that many env steps; absent: never). A test holds the presets to
+# this table.
 TASKS: dict[str, dict[str, Any]] = {
     # γ 0.995 instead of RL Zoo's 0.98: every NCP seed solved with it (docs/learning.md); the runs with
     # RL Zoo's exact settings are kept under the "+rlzoo" labels.
@@ -72,6 +75,9 @@ TASKS: dict[str, dict[str, Any]] = {
         # The LTC with γ 0.999: 465.4 → 483.3 over seeds 3–10 (worst 278.3 → 375.9); the CfC not (492.1 → 490.9,
         # 7 → 6 of 8 seeds solved). The "+g0999" rows give the LSTM and the MLP the LTC's γ too.
         "cell_hyperparams": {"ltc": {"gamma": 0.999}},
+        # The CfC's VecNormalize statistics stop updating at 50k steps (seeds 3–10: 492.1 → 499.2, worst
+        # 436.9 → 494.7); "+frz50k" rows give the other policies the same.
+        "cell_freeze": {"cfc": 50_000},
         "rl_zoo": "500.0 ± 0.0 (100k steps)",
     },
     "ncp/PendulumNoVel-v1": {
@@ -168,6 +174,21 @@ def _hyperparams(policy: str, task: dict[str, Any], ncp_hyper: dict[str, Any], h
     return merged
 
 
+def _freeze_after(policy: str, task: dict[str, Any], normalize: dict[str, Any]) -> int | None:
+    """:return: env steps after which the run's VecNormalize statistics stop updating, or None (never):
+    ``normalize[FREEZE]`` when given (None there: never), else the cell's own setting (``cell_freeze``),
+    else the task's (``FREEZE``, as its presets).
+
+    :param policy: a name of ``POLICIES``
+    :param task: an entry of ``TASKS``
+    :param normalize: the run's VecNormalize overrides
+    """
+    if FREEZE in normalize:
+        return normalize[FREEZE]
+    cell = policy[4:] if policy.startswith("ncp-") else None
+    return task.get("cell_freeze", {}).get(cell, task.get(FREEZE))
+
+
 def _make_model(policy: str, task: dict[str, Any], venv: Any, seed: int, ncp_kwargs: dict[str, Any],
                 hyperparams: dict[str, Any]) -> Any:
     """Build the algorithm for one policy name on ``venv`` (already frame-stacked for ``mlp4``).
@@ -205,7 +226,7 @@ def _make_model(policy: str, task: dict[str, Any], venv: Any, seed: int, ncp_kwa
 
 
 def _make_venv(task_id: str, task: dict[str, Any], policy: str, hyperparams: dict[str, Any], n_envs: int, seed: int,
-               training: bool) -> Any:
+               training: bool, normalize: dict[str, Any] | None = None) -> Any:
     """Monitor → DummyVecEnv → (VecFrameStack for mlp4) → VecNormalize, via ``agents.build.make_venv``.
 
     :param task_id: Gymnasium id
@@ -215,18 +236,21 @@ def _make_venv(task_id: str, task: dict[str, Any], policy: str, hyperparams: dic
     :param n_envs: number of env copies
     :param seed: seed of the first copy
     :param training: False: frozen VecNormalize, unnormalised rewards (evaluation)
+    :param normalize: VecNormalize kwargs over the task's (e.g. ``{"norm_obs": False}``); its
+        ``freeze_normalization_after`` is :func:`train_one`'s
     :return: the vectorised env
     """
     from agents.build import make_venv
 
-    config = {"env": task_id, "normalize": {} if task["normalize"] else False,
+    norm = {k: v for k, v in (normalize or {}).items() if k != FREEZE} if task["normalize"] or normalize else False
+    config = {"env": task_id, "normalize": norm,
               "frame_stack": FRAME_STACK if policy == "mlp4" else None, "hyperparams": hyperparams}
     return make_venv(config, n_envs=n_envs, seed=seed, training=training)
 
 
 def train_one(task_id: str, label: str, seed: int, steps: int, eval_freq: int, curve_episodes: int, episodes: int,
               ncp_kwargs: dict[str, Any], ncp_hyper: dict[str, Any], out: str,
-              hyper: dict[str, Any] | None = None) -> dict[str, Any]:
+              hyper: dict[str, Any] | None = None, normalize: dict[str, Any] | None = None) -> dict[str, Any]:
     """Train one policy on one seed, evaluating periodically and at the end; write its JSON result.
 
     :param task_id: Gymnasium id, a key of ``TASKS``
@@ -240,22 +264,25 @@ def train_one(task_id: str, label: str, seed: int, steps: int, eval_freq: int, c
     :param ncp_hyper: NCP hyperparameter overrides
     :param out: output folder
     :param hyper: hyperparameter overrides of every policy
+    :param normalize: VecNormalize kwarg overrides of every policy
     :return: the result dict (also written to ``out/runs/<name>.json``)
     """
     import torch
-    from stable_baselines3.common.callbacks import BaseCallback
+    from stable_baselines3.common.callbacks import BaseCallback, CallbackList
     from stable_baselines3.common.evaluation import evaluate_policy
     from stable_baselines3.common.vec_env import sync_envs_normalization
 
     import envs  # noqa: F401  (registers the ncp/ tasks)
+    from agents.callbacks import FreezeNormalization
 
     torch.set_num_threads(1)
     policy = label.split("+")[0]
     task = TASKS[task_id]
     hyper = hyper or {}
     hyperparams = _hyperparams(policy, task, ncp_hyper, hyper)
-    venv = _make_venv(task_id, task, policy, hyperparams, task["n_envs"], seed, training=True)
-    eval_env = _make_venv(task_id, task, policy, hyperparams, EVAL_ENVS, EVAL_SEED, training=False)
+    normalize = normalize or {}
+    venv = _make_venv(task_id, task, policy, hyperparams, task["n_envs"], seed, training=True, normalize=normalize)
+    eval_env = _make_venv(task_id, task, policy, hyperparams, EVAL_ENVS, EVAL_SEED, training=False, normalize=normalize)
     model = _make_model(policy, task, venv, seed, ncp_kwargs, hyperparams)
     params = sum(p.numel() for p in model.policy.parameters() if p.requires_grad)
 
@@ -282,8 +309,12 @@ def train_one(task_id: str, label: str, seed: int, steps: int, eval_freq: int, c
                 eval_time[0] += time.perf_counter() - start
             return True
 
+    callbacks: list[BaseCallback] = [Curve()]
+    freeze = _freeze_after(policy, task, normalize)
+    if freeze is not None:
+        callbacks.insert(0, FreezeNormalization(freeze))
     start = time.perf_counter()
-    model.learn(steps, callback=Curve())
+    model.learn(steps, callback=CallbackList(callbacks))
     wall = time.perf_counter() - start - eval_time[0]
     final, returns = evaluate(episodes)
     if curve and curve[-1][0] == model.num_timesteps:
@@ -296,6 +327,7 @@ def train_one(task_id: str, label: str, seed: int, steps: int, eval_freq: int, c
               "steps_per_s": model.num_timesteps / wall, "curve": curve,
               "ncp_kwargs": ncp_kwargs if policy.startswith("ncp-") else {},
               "ncp_hyper": ncp_hyper if policy.startswith("ncp-") else {}, "hyper": hyper,
+              **({"normalize": normalize} if normalize else {}), **({FREEZE: freeze} if freeze is not None else {}),
               "versions": _versions()}
     path = Path(out) / "runs" / f"{run_name(task_id, label, seed, steps)}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -502,15 +534,20 @@ def main(argv: list[str] | None = None) -> None:
                         help='JSON overrides of the NCP hyperparameters, e.g. \'{"ent_coef": 0.01}\'')
     parser.add_argument("--hyper", type=_json_object, default={},
                         help='JSON overrides of every policy\'s hyperparameters, e.g. \'{"gamma": 0.99}\'')
+    parser.add_argument("--normalize", type=_json_object, default={},
+                        help='JSON overrides of every policy\'s VecNormalize kwargs, e.g. \'{"norm_obs": false}\', and of '
+                        'the step after which its statistics stop updating: \'{"freeze_normalization_after": 50000}\' '
+                        '(null: never)')
     parser.add_argument("--tag", default="", help="suffix of the variant's labels: the NCP policies', and every policy's with --hyper "
+                        "or --normalize "
                         "(required with overrides)")
     parser.add_argument("--force", action="store_true", help="retrain runs whose result already exists")
     parser.add_argument("--report-only", action="store_true", help="only rebuild tables and plot from stored runs")
     parser.add_argument("--fill-docs", nargs="+", type=Path, metavar="PAGE",
                         help="only rebuild the tables under '<!-- TABLE task labels [budget] -->' markers in these pages")
     args = parser.parse_args(argv)
-    if (args.ncp_kwargs or args.ncp_hyper or args.hyper) and not args.tag:
-        parser.error("--ncp-kwargs / --ncp-hyper / --hyper change the policies: name the variant with --tag")
+    if (args.ncp_kwargs or args.ncp_hyper or args.hyper or args.normalize) and not args.tag:
+        parser.error("--ncp-kwargs / --ncp-hyper / --hyper / --normalize change the policies: name the variant with --tag")
     for key, value in (("--jobs", args.jobs), ("--episodes", args.episodes), ("--curve-episodes", args.curve_episodes)):
         if value < 1:
             parser.error(f"{key} must be >= 1, got {value}")
@@ -526,12 +563,12 @@ def main(argv: list[str] | None = None) -> None:
     if not args.report_only:
         todo = []
         for policy in args.policies:
-            tagged = args.tag and (policy.startswith("ncp-") or args.hyper)
+            tagged = args.tag and (policy.startswith("ncp-") or args.hyper or args.normalize)
             label = f"{policy}+{args.tag}" if tagged else policy
             for seed in args.seeds:
                 if args.force or not (out / "runs" / f"{run_name(args.task, label, seed, steps)}.json").exists():
                     todo.append((args.task, label, seed, steps, args.eval_freq, args.curve_episodes, args.episodes,
-                                 args.ncp_kwargs, args.ncp_hyper, str(out), args.hyper))
+                                 args.ncp_kwargs, args.ncp_hyper, str(out), args.hyper, args.normalize))
         print(f"{len(todo)} runs to train, {args.jobs} at a time", flush=True)
         with ProcessPoolExecutor(max_workers=args.jobs, mp_context=get_context("spawn"),
                                  initializer=exit_with_parent, initargs=(os.getpid(),)) as pool:

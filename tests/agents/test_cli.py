@@ -108,6 +108,24 @@ def test_resume_continues_from_the_checkpoint(tiny_preset, tmp_path):
     assert yaml.safe_load((out / "config.yaml").read_text())["n_timesteps"] == 256
 
 
+def test_preset_freezes_the_normalization_statistics_and_resume_keeps_them(tiny_preset, tmp_path):
+    """freeze_normalization_after: 64 with 2 envs: the reset's 2 observations and 32 steps' 64 reach the
+    statistics, the rest of the 128 steps do not, nor does a resumed run (not even its env reset)."""
+    preset = tmp_path / "freeze.yaml"
+    preset.write_text(yaml.safe_dump({**yaml.safe_load(tiny_preset.read_text()), "freeze_normalization_after": 64}))
+    out = tmp_path / "run"
+    args = ["train", "--preset", str(preset), "--out", str(out), "--no-progress-bar"]
+    assert main([*args, "--steps", "128"]) == 0
+    assert yaml.safe_load((out / "config.yaml").read_text())["freeze_normalization_after"] == 64
+    stats = json.loads((out / "vecnormalize.json").read_text())
+    assert stats["obs_rms"]["count"] == pytest.approx(66, abs=1e-3)
+    assert main([*args, "--resume", "--steps", "256"]) == 0
+    assert json.loads((out / "vecnormalize.json").read_text())["obs_rms"] == stats["obs_rms"]
+    tiny = tmp_path / "tiny_run"
+    assert main(["train", "--preset", str(tiny_preset), "--out", str(tiny), "--no-progress-bar", "--steps", "128"]) == 0
+    assert json.loads((tiny / "vecnormalize.json").read_text())["obs_rms"]["count"] == pytest.approx(130, abs=1e-3)
+
+
 def _one_line_error(capsys, argv, *needles):
     assert main(argv) == 2
     captured = capsys.readouterr()

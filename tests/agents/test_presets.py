@@ -49,6 +49,8 @@ def test_select_preset_by_env_and_cell():
     ({"algo": "PPO", "normalize": {"clip": 5}}, r"unknown normalize key .*valid: .*clip_obs"),
     ({"algo": "PPO", "n_envs": 0}, r"n_envs=0 must be a positive integer"),
     ({"algo": "RecurrentPPO", "frame_stack": 4}, r"frame_stack is for non-recurrent"),
+    ({"algo": "PPO", "normalize": True, "freeze_normalization_after": -1}, r"freeze_normalization_after=-1 must be null"),
+    ({"algo": "PPO", "freeze_normalization_after": 5000}, r"freeze_normalization_after=5000 needs normalize"),
     ({"env": "CartPole-v1"}, r"has no 'algo'"),
 ])
 def test_invalid_presets_give_one_line_errors(data, match):

@@ -36,6 +36,7 @@ def test_every_task_trains_its_presets(cm) -> None:
             assert bool(p.normalize) == task["normalize"], p.name
             assert p.hyperparams == {**task["hyperparams"], **task.get("cell_hyperparams", {}).get(p.cell, {})}, p.name
             assert p.policy_kwargs == cm._ncp_defaults(task, p.cell), p.name
+            assert p.freeze_normalization_after == cm._freeze_after(f"ncp-{p.cell}", task, {}), p.name
 
 
 def _result(policy: str, seed: int, final: float, curve: list[tuple[int, float]]) -> dict:
@@ -85,6 +86,21 @@ def test_overrides_reach_the_algorithm_and_vecnormalize(cm) -> None:
     venv = cm._make_venv("ncp/CartPoleNoVel-v1", task, "ncp-cfc", ncp, 2, 0, training=True)
     try:
         assert venv.gamma == 0.9  # VecNormalize discounts rewards with the run's own gamma
+    finally:
+        venv.close()
+
+
+def test_freezing_normalization_follows_the_task_the_cell_and_the_override(cm) -> None:
+    task = {"normalize": True, cm.FREEZE: 50_000, "cell_freeze": {"ltc": None}}
+    assert cm._freeze_after("ncp-cfc", task, {}) == 50_000 and cm._freeze_after("lstm", task, {}) == 50_000
+    assert cm._freeze_after("ncp-ltc", task, {}) is None  # the cell's own setting: never
+    assert cm._freeze_after("ncp-ltc", task, {cm.FREEZE: 7}) == 7  # the command line wins
+    assert cm._freeze_after("lstm", task, {cm.FREEZE: None}) is None
+    assert cm._freeze_after("mlp4", {"normalize": True}, {}) is None
+    venv = cm._make_venv("ncp/CartPoleNoVel-v1", task, "lstm", {"gamma": 0.9}, 1, 0, training=True,
+                         normalize={cm.FREEZE: 7, "clip_obs": 3.0})
+    try:
+        assert venv.clip_obs == 3.0  # the freezing step is no VecNormalize kwarg: not passed on
     finally:
         venv.close()
 
