@@ -14,9 +14,11 @@ class FreezeNormalization(BaseCallback):
 
     Why: the statistics follow the agent's own behaviour. On CartPoleNoVel a policy that has learnt to
     balance lets the cart drift to one side, the running mean and variance of the cart position follow
-    it (variance ×4 between 20k and 100k steps), so the network's input keeps rescaling while the
+    it (variance ×4 between 50k and 100k steps), so the network's input keeps rescaling while the
     learning rate decays to zero, and policies that balanced at 90k steps let the cart leave the track
-    at 100k (``docs/learning.md``). Frozen statistics give the second half of training a fixed input.
+    at 100k. Frozen for the last fifth of training, the input stays put while the policy settles; frozen
+    too early, before the policy has learnt, the statistics describe a policy that is gone
+    (``docs/learning.md``).
 
     :param after: env steps (summed over the training envs, i.e. ``num_timesteps``) after which the
         statistics are frozen. SB3 resets the env of a freshly built (or loaded) model before any callback

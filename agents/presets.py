@@ -7,7 +7,7 @@ A preset file holds::
     n_envs: 8
     n_timesteps: 100000
     normalize: {norm_obs: true, norm_reward: true}   # VecNormalize kwargs, or false
-    freeze_normalization_after: 50000   # env steps after which VecNormalize stops updating (null: never)
+    freeze_normalization_after: 80000   # env steps after which VecNormalize stops updating (null: never)
     frame_stack: null             # n frames for NCPExtractor with non-recurrent algos
     hyperparams: {...}            # algorithm kwargs; "lin_1e-3" = linear schedule from 1e-3
     policy_kwargs: {...}          # NCP policy / extractor kwargs (cell, units, ...)
