@@ -150,6 +150,11 @@ def table_stem(task: str, budget: int) -> str:
     return short(task) if budget == TASKS[task]["n_timesteps"] else f"{short(task)}__{budget}"
 
 
+def _cell(policy: str) -> str | None:
+    """:return: the NCP cell of a policy name (``"ncp-ltc"`` → ``"ltc"``), None for the other policies."""
+    return policy[4:] if policy.startswith("ncp-") else None
+
+
 def _ncp_defaults(task: dict[str, Any], cell: str) -> dict[str, Any]:
     """:return: the NCP policy kwargs of the task's preset for ``cell`` (so the comparison tests what
     ``ncp train`` uses).
@@ -171,8 +176,7 @@ def _hyperparams(policy: str, task: dict[str, Any], ncp_hyper: dict[str, Any], h
     :param ncp_hyper: overrides for the NCP policies
     :param hyper: overrides for every policy
     """
-    cell = policy[4:] if policy.startswith("ncp-") else None
-    merged = {**task["hyperparams"], **task.get("cell_hyperparams", {}).get(cell, {}), **hyper}
+    merged = {**task["hyperparams"], **task.get("cell_hyperparams", {}).get(_cell(policy), {}), **hyper}
     if policy.startswith("ncp-"):
         merged.update(ncp_hyper)
     return merged
@@ -189,8 +193,7 @@ def _freeze_after(policy: str, task: dict[str, Any], normalize: dict[str, Any]) 
     """
     if FREEZE in normalize:
         return normalize[FREEZE]
-    cell = policy[4:] if policy.startswith("ncp-") else None
-    return task.get("cell_freeze", {}).get(cell, task.get(FREEZE))
+    return task.get("cell_freeze", {}).get(_cell(policy), task.get(FREEZE))
 
 
 def _make_model(policy: str, task: dict[str, Any], venv: Any, seed: int, ncp_kwargs: dict[str, Any],
@@ -213,10 +216,11 @@ def _make_model(policy: str, task: dict[str, Any], venv: Any, seed: int, ncp_kwa
 
     hyper = {k: parse_schedule(k, v) for k, v in hyperparams.items()}
     common = dict(seed=seed, device="cpu", verbose=0, **hyper)
-    if policy.startswith("ncp-"):
+    cell = _cell(policy)
+    if cell is not None:
         from ncp_policies.sb3 import NCPActorCriticPolicy
 
-        kwargs = _ncp_defaults(task, policy[4:])
+        kwargs = _ncp_defaults(task, cell)
         kwargs.update(seed=seed)
         kwargs.update(ncp_kwargs)
         return RecurrentPPO(NCPActorCriticPolicy, venv, policy_kwargs=kwargs, **common)
