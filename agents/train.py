@@ -241,10 +241,10 @@ def train(env_id: str | None = None, preset: str | None = None, cell: str | None
     callback = EvalCheckpointCallback(eval_env, run_dir, int(config["eval_freq"]), int(config["eval_episodes"]),
                                       best_mean)
     callbacks: list[BaseCallback] = [callback]
-    freeze = config.get("freeze_normalization_after")
-    if freeze is not None:
-        freeze_if_due(venv, start_steps, int(freeze))  # a resumed run: before SB3 resets the env
-        callbacks.insert(0, FreezeNormalization(int(freeze)))
+    if config.get("freeze_normalization_after") is not None:
+        freeze = FreezeNormalization(config["freeze_normalization_after"])  # checks the value
+        freeze_if_due(venv, start_steps, freeze.after)  # a resumed run: before SB3 resets the env
+        callbacks.insert(0, freeze)
     t0 = time.perf_counter()
     try:
         with warnings.catch_warnings():
