@@ -64,9 +64,9 @@ FREEZE = "freeze_normalization_after"  # preset key: env steps after which VecNo
 # published score of its one LSTM run. PendulumNoVel's batch_size is RecurrentPPO's default 128.
 # "preset" names the task's NCP-CfC preset (the LTC preset has the same policy kwargs but the cell);
 # "cell_hyperparams" ({cell: {...}}) is where one cell's preset departs from the task's "hyperparams", which
-# every other policy trains with, "cell_freeze" ({cell: steps}) where it departs from the task's FREEZE
-# (VecNormalize statistics frozen after that many env steps; absent: never). A test holds the presets to
-# this table.
+# every other policy trains with, "cell_policy_kwargs" ({cell: {...}}) where its policy kwargs depart from
+# the CfC preset's, "cell_freeze" ({cell: steps}) where it departs from the task's FREEZE (VecNormalize
+# statistics frozen after that many env steps; absent: never). A test holds the presets to this table.
 TASKS: dict[str, dict[str, Any]] = {
     # γ 0.995 instead of RL Zoo's 0.98: every NCP seed solved with it (docs/learning.md); the runs with
     # RL Zoo's exact settings are kept under the "+rlzoo" labels.
@@ -114,6 +114,7 @@ TASKS: dict[str, dict[str, Any]] = {
         "n_envs": 8, "n_timesteps": 300_000, "normalize": True, "preset": "lunarlander_novel_cfc",
         "hyperparams": {"n_steps": 256, "batch_size": 64, "n_epochs": 4, "gamma": 0.999, "gae_lambda": 0.98,
                         "learning_rate": "lin_1e-3", "clip_range": 0.2, "ent_coef": 0.01},
+        "cell_policy_kwargs": {"ltc": {"actor_lr_scale": 8.0}},
         "rl_zoo": "none published (its LunarLanderNoVel-v2 settings train 1M steps)",
     },
 }
@@ -157,14 +158,15 @@ def _cell(policy: str) -> str | None:
 
 def _ncp_defaults(task: dict[str, Any], cell: str) -> dict[str, Any]:
     """:return: the NCP policy kwargs of the task's preset for ``cell`` (so the comparison tests what
-    ``ncp train`` uses).
+    ``ncp train`` uses): the CfC preset's, with the cell and its own kwargs (``cell_policy_kwargs``).
 
     :param task: an entry of ``TASKS``
     :param cell: ``"cfc"`` or ``"ltc"``
     """
     from agents.presets import load_preset
 
-    return {**load_preset(task["preset"]).policy_kwargs, "cell": cell}
+    own = task.get("cell_policy_kwargs", {}).get(cell, {})
+    return {**load_preset(task["preset"]).policy_kwargs, "cell": cell, **own}
 
 
 def _hyperparams(policy: str, task: dict[str, Any], ncp_hyper: dict[str, Any], hyper: dict[str, Any]) -> dict[str, Any]:

@@ -171,6 +171,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--steps", type=int, default=800, help="Adam steps per probe (default 800)")
     parser.add_argument("--units", type=int, default=16)
     parser.add_argument("--init-ranges", type=json.loads, default=None, help="LTC init ranges, JSON")
+    parser.add_argument("--lr", type=float, default=None, help="learning rate (default: CfC 1e-3, LTC 3e-3)")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     data = collect(args.task, args.episodes, args.length)
@@ -178,7 +179,7 @@ def main(argv: list[str] | None = None) -> None:
           f"{data.inputs.shape[-1]} visible -> {data.targets.shape[-1]} hidden entries")
     for cell in args.cells:
         ranges = args.init_ranges if cell == "ltc" else None
-        scores = [probe(data, cell, seed=s, units=args.units, steps=args.steps, init_ranges=ranges)
+        scores = [probe(data, cell, seed=s, units=args.units, steps=args.steps, lr=args.lr, init_ranges=ranges)
                   for s in args.seeds]
         per_seed = " ".join(f"{s}: {v:.3f}" for s, v in zip(args.seeds, scores))
         print(f"{cell}: validation MSE {np.mean(scores):.3f} (worst {max(scores):.3f}; {per_seed})")

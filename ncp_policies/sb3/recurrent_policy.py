@@ -112,7 +112,8 @@ class NCPActorCriticPolicy(RecurrentActorCriticPolicy):
     :param actor_lr_scale: the actor's learning rate (network, motor scale and bias, log std or gSDE log std) as a
         multiple of the algorithm's (SB3's schedule sets the base rate, the ratio stays fixed). None = 3.0 for
         an LTC actor, 1.0 for CfC: the LTC learns slower at the algorithm's rate (CartPoleNoVel mean 418.5 →
-        455.2 over 5 seeds, LunarLanderNoVel −359.0 → −276.8 over 3; ×10 was worse; docs/learning.md).
+        455.2 over 5 seeds, LunarLanderNoVel −359.0 → −276.8 over 3; ×10 was worse on CartPole, while the
+        LunarLander LTC preset sets 8.0: −220.2 there; docs/learning.md).
     :param critic_lr_scale: the critic's learning rate (network and value head) as a multiple of the
         algorithm's.
     :param critic: ``"ncp"`` (a recurrent NCP critic of its own) or ``"mlp"`` (memoryless MLP on the features).

@@ -117,6 +117,15 @@ def test_a_cells_own_hyperparameters_apply_to_that_cell_only(cm) -> None:
     assert cm._hyperparams("ncp-ltc", task, {}, {"n_epochs": 7})["n_epochs"] == 7
 
 
+def test_a_cells_own_policy_kwargs_apply_to_that_cell_only(cm) -> None:
+    task = cm.TASKS["ncp/LunarLanderNoVel-v3"]
+    own = task["cell_policy_kwargs"]["ltc"]
+    assert own == {"actor_lr_scale": 8.0}
+    assert cm._ncp_defaults(task, "ltc")["actor_lr_scale"] == 8.0
+    assert "actor_lr_scale" not in cm._ncp_defaults(task, "cfc")  # the CfC keeps the library default
+    assert cm._ncp_defaults(task, "ltc")["cell"] == "ltc"
+
+
 def _rebuilt(policy: str, seed: int, final: float, final_std: float, peak: float) -> dict:
     """A run as ``scripts/rebuild_compare_runs.py`` writes it: no curve, no per-episode returns."""
     return {**_result(policy, seed, final, []), "returns": [], "final_std": final_std, "peak": peak,
