@@ -1,7 +1,6 @@
 """scripts/compare_memory.py: it measures the shipped presets, and its tables say what the runs say."""
 from __future__ import annotations
 
-import importlib.util
 import json
 import sys
 from pathlib import Path
@@ -9,16 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.scripts.helpers import ROOT, load_script
 
 
 @pytest.fixture(scope="module")
 def cm():
-    spec = importlib.util.spec_from_file_location("compare_memory", ROOT / "scripts" / "compare_memory.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["compare_memory"] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_script("compare_memory")
 
 
 def test_every_task_trains_its_presets(cm) -> None:

@@ -1,23 +1,15 @@
 """scripts/velocity_probe.py: the data are the task's hidden entries, and a trained probe beats an untrained one."""
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import pytest
 import torch
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.scripts.helpers import load_script
 
 
 @pytest.fixture(scope="module")
 def vp():
-    spec = importlib.util.spec_from_file_location("velocity_probe", ROOT / "scripts" / "velocity_probe.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["velocity_probe"] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_script("velocity_probe")
 
 
 @pytest.fixture(scope="module")
