@@ -62,7 +62,8 @@ FREEZE = "freeze_normalization_after"  # preset key: env steps after which VecNo
 
 # RL Zoo (rl-baselines3-zoo, hyperparams/ppo_lstm.yml) RecurrentPPO settings per task, with the
 # published score of its one LSTM run. PendulumNoVel's batch_size is RecurrentPPO's default 128.
-# "preset" names the task's NCP-CfC preset (the LTC preset has the same policy kwargs but the cell);
+# "preset" names the task's NCP-CfC preset (the LTC preset has its policy kwargs, but the cell and any
+# "cell_policy_kwargs");
 # "cell_hyperparams" ({cell: {...}}) is where one cell's preset departs from the task's "hyperparams", which
 # every other policy trains with, "cell_policy_kwargs" ({cell: {...}}) where its policy kwargs depart from
 # the CfC preset's, "cell_freeze" ({cell: steps}) where it departs from the task's FREEZE (VecNormalize
