@@ -35,7 +35,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from envs.registration import TASKS  # noqa: E402
-from ncp_policies import CfC, LTC  # noqa: E402
+from ncp_policies.sb3.networks import build_layer  # noqa: E402
 from ncp_policies.wirings import AutoNCP  # noqa: E402
 
 LEARNING_RATES = {"cfc": 1e-3, "ltc": 3e-3}
@@ -138,15 +138,13 @@ def probe(
     """
     if cell not in LEARNING_RATES:
         raise ValueError(f"cell must be one of {', '.join(LEARNING_RATES)}, got {cell!r}")
-    if init_ranges and cell != "ltc":
-        raise ValueError("init_ranges sets LTC parameters; use cell='ltc' or drop it")
     n_train = int(len(data.inputs) * train_fraction)
     if not 0 < n_train < len(data.inputs):
         raise ValueError(f"train_fraction {train_fraction} leaves no training or no validation sequence")
     torch.manual_seed(seed)
     wiring = AutoNCP(units, data.targets.shape[-1], seed=seed)
     n_in = data.inputs.shape[-1]
-    layer = LTC(n_in, wiring, init_ranges=init_ranges, ode_unfolds=ode_unfolds) if cell == "ltc" else CfC(n_in, wiring)
+    layer = build_layer(cell, n_in, wiring, ode_unfolds=ode_unfolds, init_ranges=init_ranges)
     opt = torch.optim.Adam(layer.parameters(), lr=LEARNING_RATES[cell] if lr is None else lr)
     gen = torch.Generator().manual_seed(seed)
     for _ in range(steps):
