@@ -33,6 +33,7 @@ def build_layer(
     ode_unfolds: int = 6,
     cfc_mode: str = "default",
     init_ranges: Optional[Mapping[str, Sequence[float]]] = None,
+    implicit_param_constraints: bool = True,
 ) -> nn.Module:
     """A CfC or LTC sequence layer on a wiring.
 
@@ -45,6 +46,9 @@ def build_layer(
     :param init_ranges: LTC initialisation ranges ``{name: (min, max)}`` overriding ncps' (see
         ``ncp_policies.cells.ltc_cell.DEFAULT_INIT_RANGES``); a CfC has none, so giving them with
         ``cell="cfc"`` is an error.
+    :param implicit_param_constraints: LTC only: keep w, sensory_w, cm and gleak positive through a softplus
+        at run time (True, ncps' ``LTC`` default) or use them as they are, clipped at 0 by
+        ``apply_weight_constraints()`` after each optimizer step (False, ncps' ``LTCCell`` default).
     :return: a layer with ``run(x, hx, timespans, resets, clamp)``.
     """
     if cell == "cfc":
@@ -57,7 +61,8 @@ def build_layer(
             )
         return CfC(input_size, wiring, mixed_memory=mixed_memory, mode=cfc_mode)
     if cell == "ltc":
-        return LTC(input_size, wiring, mixed_memory=mixed_memory, ode_unfolds=ode_unfolds, init_ranges=init_ranges)
+        return LTC(input_size, wiring, mixed_memory=mixed_memory, ode_unfolds=ode_unfolds, init_ranges=init_ranges,
+                   implicit_param_constraints=implicit_param_constraints)
     raise ValueError(f"cell must be one of {list(CELLS)}, got {cell!r}.")
 
 
@@ -200,3 +205,25 @@ class NCPNetwork(nn.Module):
             h, c = hx
             return F.pad(h, (0, pad)).unsqueeze(0), F.pad(c, (0, pad)).unsqueeze(0)
         return F.pad(hx, (0, pad)).unsqueeze(0), torch.zeros_like(like_c)
+
+
+def install_weight_constraints(optimizer: torch.optim.Optimizer, layers: Sequence[Optional[nn.Module]]) -> None:
+    """Clip the LTC layers' positive parameters at 0 after every ``optimizer.step()``.
+
+    Needed by LTC layers built with ``implicit_param_constraints=False`` (ncps' ``LTCCell`` default, where the
+    training loop calls ``apply_weight_constraints()`` itself); other layers, and None, are skipped.
+
+    :param optimizer: the optimizer updating the layers.
+    :param layers: the layers (CfC layers and None allowed).
+    """
+    ltc_layers = [layer for layer in layers if isinstance(layer, LTC)]
+    if not ltc_layers:
+        return
+
+    def constrain(opt: torch.optim.Optimizer, args: tuple, kwargs: dict) -> None:
+        for layer in ltc_layers:
+            layer.apply_weight_constraints()
+
+    optimizer.register_step_post_hook(constrain)
+    for layer in ltc_layers:  # the initial values lie in ncps' ranges already; clip anyway, as ncps' examples do
+        layer.apply_weight_constraints()

@@ -45,7 +45,7 @@ from ncp_policies.cells.ltc_cell import check_init_ranges
 
 from .action_heads import MotorReadout, check_action_space, check_motor_count, describe_space, motor_count
 from .lr_scales import install_lr_scales, param_groups
-from .networks import CELLS, NCPNetwork, RecurrentState, build_layer
+from .networks import CELLS, NCPNetwork, RecurrentState, build_layer, install_weight_constraints
 from .observations import default_extractor_class, feature_space, resolve_timespan_key, timespans_from_obs
 from .wiring_spec import WiringSpec, neuron_roles, resolve_wiring, wiring_to_data
 
@@ -105,6 +105,9 @@ class NCPActorCriticPolicy(RecurrentActorCriticPolicy):
     :param init_ranges: initialisation ranges ``{name: (min, max)}`` of the policy's LTC layers (the actor with
         ``cell="ltc"``, the critic with ``critic_cell="ltc"``), overriding ncps' ranges
         (``ncp_policies.cells.ltc_cell.DEFAULT_INIT_RANGES``), e.g. ``{"sensory_sigma": (1.0, 3.0)}``.
+    :param implicit_param_constraints: how the policy's LTC layers keep w, sensory_w, cm and gleak positive:
+        through a softplus at run time (True, ncps' ``LTC`` layer default; ``init_ranges`` are then raw values)
+        or as they are, clipped at 0 after every optimizer step (False, ncps' ``LTCCell`` default).
     :param cfc_mode: CfC mode, ``"default"``, ``"pure"`` or ``"no_gate"``.
     :param motor_affine: learnable per-motor scale and bias between the motor neurons and the
         distribution; None = on for CfC (bounded outputs), off for LTC (its layer maps outputs affinely).
@@ -167,6 +170,7 @@ class NCPActorCriticPolicy(RecurrentActorCriticPolicy):
         mixed_memory: bool = False,
         ode_unfolds: int = 6,
         init_ranges: Optional[dict[str, Sequence[float]]] = None,
+        implicit_param_constraints: bool = True,
         cfc_mode: str = "default",
         motor_affine: Optional[bool] = None,
         motor_scale_init: float = 1.0,
@@ -223,6 +227,7 @@ class NCPActorCriticPolicy(RecurrentActorCriticPolicy):
                 f"critic={critic!r}, critic_cell={critic_cell!r}); use cell='ltc' or drop init_ranges."
             )
         self.init_ranges = check_init_ranges(init_ranges) or None
+        self.implicit_param_constraints = bool(implicit_param_constraints)
         self.cfc_mode = cfc_mode
         self.motor_affine = (cell == "cfc") if motor_affine is None else bool(motor_affine)
         self.motor_scale_init = float(motor_scale_init)
@@ -285,6 +290,7 @@ class NCPActorCriticPolicy(RecurrentActorCriticPolicy):
             self.cell, self.features_dim, self._actor_wiring,
             mixed_memory=self.mixed_memory, ode_unfolds=self.ode_unfolds, cfc_mode=self.cfc_mode,
             init_ranges=self.init_ranges if self.cell == "ltc" else None,
+            implicit_param_constraints=self.implicit_param_constraints,
         )
         critic_layer = None
         if self._critic_wiring is not None:
@@ -292,6 +298,7 @@ class NCPActorCriticPolicy(RecurrentActorCriticPolicy):
                 self.critic_cell, self.features_dim, self._critic_wiring,
                 mixed_memory=self.mixed_memory, ode_unfolds=self.ode_unfolds, cfc_mode=self.cfc_mode,
                 init_ranges=self.init_ranges if self.critic_cell == "ltc" else None,
+                implicit_param_constraints=self.implicit_param_constraints,
             )
         hidden = max(actor_layer.state_size, 0 if critic_layer is None else critic_layer.state_size)
         self.actor_network = NCPNetwork(actor_layer, hidden)
@@ -344,6 +351,8 @@ class NCPActorCriticPolicy(RecurrentActorCriticPolicy):
         groups = param_groups([(actor_params, self.actor_lr_scale), (critic_params, self.critic_lr_scale)], self)
         self.optimizer = self.optimizer_class(groups, lr=lr_schedule(1), **self.optimizer_kwargs)
         install_lr_scales(self.optimizer)
+        if not self.implicit_param_constraints:
+            install_weight_constraints(self.optimizer, [actor_layer, critic_layer])
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
         data = BasePolicy._get_constructor_parameters(self)
@@ -355,6 +364,7 @@ class NCPActorCriticPolicy(RecurrentActorCriticPolicy):
             mixed_memory=self.mixed_memory,
             ode_unfolds=self.ode_unfolds,
             init_ranges=self.init_ranges,
+            implicit_param_constraints=self.implicit_param_constraints,
             cfc_mode=self.cfc_mode,
             motor_affine=self.motor_affine,
             motor_scale_init=self.motor_scale_init,

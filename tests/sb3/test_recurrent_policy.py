@@ -337,6 +337,37 @@ def test_ltc_init_ranges_reach_the_ltc_layers_and_survive_save_load(tmp_path):
     torch.testing.assert_close(cm, torch.full_like(cm, 0.1))
 
 
+def test_explicit_ltc_constraints_clip_after_every_step_and_survive_save_load(tmp_path):
+    def push_negative(model):
+        """Set one actor gleak and one critic w entry below 0, as a large gradient step could."""
+        with torch.no_grad():
+            for network in (model.policy.actor_network, model.policy.critic_network):
+                cell = network.layer.rnn_cell
+                cell.gleak[0] = -0.5
+                cell.w.view(-1)[0] = -0.5
+        return [network.layer.rnn_cell for network in (model.policy.actor_network, model.policy.critic_network)]
+
+    model = _model(cell="ltc", critic_cell="ltc", implicit_param_constraints=False)
+    for network in (model.policy.actor_network, model.policy.critic_network):
+        assert not network.layer.rnn_cell.implicit_param_constraints
+    cells = push_negative(model)
+    model.learn(32)
+    for cell in cells:  # clipped at 0 by the optimizer's post-step hook
+        assert float(cell.gleak.min()) >= 0.0 and float(cell.w.min()) >= 0.0
+    model.save(tmp_path / "model.zip")
+    loaded = RecurrentPPO.load(tmp_path / "model.zip", env=model.get_env(), device="cpu")
+    assert loaded.policy.implicit_param_constraints is False
+    cells = push_negative(loaded)
+    loaded.learn(32)
+    for cell in cells:
+        assert float(cell.gleak.min()) >= 0.0 and float(cell.w.min()) >= 0.0
+    # the default (softplus at run time) leaves raw values alone: a negative raw gleak is a valid parameter
+    default = _model(cell="ltc", critic_cell="ltc")
+    cells = push_negative(default)
+    default.learn(32)
+    assert float(cells[0].gleak[0]) < 0.0
+
+
 def test_init_ranges_errors_name_the_problem():
     with pytest.raises(ValueError, match="init_ranges sets LTC parameters, but this policy has no LTC layer"):
         make_policy(OBS, spaces.Discrete(2), cell="cfc", init_ranges={"w": (0.2, 2.0)})
