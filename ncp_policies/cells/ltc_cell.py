@@ -29,6 +29,9 @@ from .base import (
 from .ltc_kernel import LTCStepInference, ltc_unfold_sequence
 
 #: ncps' initialisation ranges (uniform in [min, max]) of the LTC parameters.
+# Parameters kept >= 0: through a softplus at run time (implicit constraints) or by apply_weight_constraints().
+POSITIVE_PARAMS: Tuple[str, ...] = ("w", "sensory_w", "cm", "gleak")
+
 DEFAULT_INIT_RANGES: Dict[str, Tuple[float, float]] = {
     "gleak": (0.001, 1.0),
     "vleak": (-0.2, 0.2),
@@ -224,7 +227,7 @@ class LTCCell(WiredSizes, SequenceCell):
         """Clip w, sensory_w, cm and gleak at 0 (explicit-constraint mode; no-op with softplus)."""
         if not self._implicit_param_constraints:
             with torch.no_grad():
-                for p in (self.w, self.sensory_w, self.cm, self.gleak):
+                for p in (getattr(self, name) for name in POSITIVE_PARAMS):
                     p.clamp_(min=0.0)
 
     # ------------------------------------------------------------------ math

@@ -375,6 +375,9 @@ def test_init_ranges_errors_name_the_problem():
         make_policy(OBS, spaces.Discrete(2), cell="ltc", init_ranges={"tau": (0.2, 2.0)})
     with pytest.raises(ValueError, match=r"init_ranges\['w'\] must be finite with min <= max"):
         make_policy(OBS, spaces.Discrete(2), cell="ltc", init_ranges={"w": (2.0, 0.2)})
+    with pytest.raises(ValueError, match=r"init_ranges gives cm negative values, but with implicit_param_constraints=False"):
+        make_policy(OBS, spaces.Discrete(2), cell="ltc", init_ranges={"cm": (-2.0, -1.5)}, implicit_param_constraints=False)
+    make_policy(OBS, spaces.Discrete(2), cell="ltc", init_ranges={"cm": (-2.0, -1.5)})  # raw values under a softplus
 
 
 @pytest.mark.cuda
