@@ -28,10 +28,10 @@ from .base import (
 )
 from .ltc_kernel import LTCStepInference, ltc_unfold_sequence
 
-#: ncps' initialisation ranges (uniform in [min, max]) of the LTC parameters.
-# Parameters kept >= 0: through a softplus at run time (implicit constraints) or by apply_weight_constraints().
+#: The parameters kept >= 0: through a softplus at run time (implicit constraints) or by apply_weight_constraints().
 POSITIVE_PARAMS: Tuple[str, ...] = ("w", "sensory_w", "cm", "gleak")
 
+#: ncps' initialisation ranges (uniform in [min, max]) of the LTC parameters.
 DEFAULT_INIT_RANGES: Dict[str, Tuple[float, float]] = {
     "gleak": (0.001, 1.0),
     "vleak": (-0.2, 0.2),

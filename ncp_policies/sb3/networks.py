@@ -225,5 +225,3 @@ def install_weight_constraints(optimizer: torch.optim.Optimizer, layers: Sequenc
             layer.apply_weight_constraints()
 
     optimizer.register_step_post_hook(constrain)
-    for layer in ltc_layers:  # the initial values lie in ncps' ranges already; clip anyway, as ncps' examples do
-        layer.apply_weight_constraints()
