@@ -158,6 +158,14 @@ class LTCCell(WiredSizes, SequenceCell):
         self._epsilon = float(epsilon)
         self._implicit_param_constraints = bool(implicit_param_constraints)
         self._init_overrides = check_init_ranges(init_ranges)
+        negative = [k for k in POSITIVE_PARAMS if self._init_overrides.get(k, (0.0, 0.0))[0] < 0]
+        if negative and not self._implicit_param_constraints:
+            raise ValueError(
+                f"init_ranges gives {', '.join(negative)} negative values, but with "
+                "implicit_param_constraints=False these parameters are used as they are and clipped at 0. "
+                "Give ranges >= 0, or use implicit_param_constraints=True (ranges are then raw values "
+                "passed through a softplus)."
+            )
         self._init_ranges = {**DEFAULT_INIT_RANGES, **self._init_overrides}
 
         n, s = self.state_size, self.sensory_size

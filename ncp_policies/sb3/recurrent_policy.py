@@ -41,7 +41,7 @@ from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from stable_baselines3.common.type_aliases import PyTorchObs, Schedule
 from torch import nn
 
-from ncp_policies.cells.ltc_cell import POSITIVE_PARAMS, check_init_ranges
+from ncp_policies.cells.ltc_cell import check_init_ranges
 
 from .action_heads import MotorReadout, check_action_space, check_motor_count, describe_space, motor_count
 from .lr_scales import install_lr_scales, param_groups
@@ -228,15 +228,6 @@ class NCPActorCriticPolicy(RecurrentActorCriticPolicy):
             )
         self.init_ranges = check_init_ranges(init_ranges) or None
         self.implicit_param_constraints = bool(implicit_param_constraints)
-        if not self.implicit_param_constraints:
-            negative = [k for k in POSITIVE_PARAMS if k in (self.init_ranges or {}) and self.init_ranges[k][0] < 0]
-            if negative:
-                raise ValueError(
-                    f"init_ranges gives {', '.join(negative)} negative values, but with "
-                    "implicit_param_constraints=False these parameters are used as they are and clipped at 0. "
-                    "Give ranges >= 0, or keep implicit_param_constraints=True (ranges are then raw values "
-                    "passed through a softplus)."
-                )
         self.cfc_mode = cfc_mode
         self.motor_affine = (cell == "cfc") if motor_affine is None else bool(motor_affine)
         self.motor_scale_init = float(motor_scale_init)

@@ -72,6 +72,9 @@ def test_init_ranges_override_and_validation():
         LTC(F_IN, 6, init_ranges={"w": (2.0, 1.0)})
     with pytest.raises(ValueError, match="pair"):
         LTC(F_IN, 6, init_ranges={"w": 1.0})
+    with pytest.raises(ValueError, match="init_ranges gives cm, gleak negative values, but with implicit_param_constraints=False"):
+        LTC(F_IN, 6, init_ranges={"cm": (-2.0, -1.5), "gleak": (-0.1, 0.5)}, implicit_param_constraints=False)
+    LTC(F_IN, 6, init_ranges={"cm": (-2.0, -1.5)})  # raw values under the default softplus
 
 
 def test_apply_weight_constraints_clips_in_explicit_mode_only():
