@@ -101,6 +101,9 @@ class NCPActorCriticPolicy(RecurrentActorCriticPolicy):
     :param sparsity_level: sparsity of the default AutoNCP wirings (actor and critic).
     :param seed: seed of the default actor wiring (the critic's uses ``seed + 1``).
     :param mixed_memory: give the cells an LSTM memory cell (the state gets a ``c`` part).
+    :param critic_mixed_memory: whether the NCP critic gets one too; None = as ``mixed_memory``. False with
+        ``mixed_memory=True`` puts the memory cell on the actor only (fewer parameters; the critic only
+        serves training).
     :param ode_unfolds: LTC solver steps per time step.
     :param init_ranges: initialisation ranges ``{name: (min, max)}`` of the policy's LTC layers (the actor with
         ``cell="ltc"``, the critic with ``critic_cell="ltc"``), overriding ncps' ranges
@@ -168,6 +171,7 @@ class NCPActorCriticPolicy(RecurrentActorCriticPolicy):
         sparsity_level: float = 0.5,
         seed: int = 22222,
         mixed_memory: bool = False,
+        critic_mixed_memory: Optional[bool] = None,
         ode_unfolds: int = 6,
         init_ranges: Optional[dict[str, Sequence[float]]] = None,
         implicit_param_constraints: bool = True,
@@ -220,6 +224,7 @@ class NCPActorCriticPolicy(RecurrentActorCriticPolicy):
         # Plain attributes read by _build(), which ActorCriticPolicy.__init__ calls.
         self.cell = cell
         self.mixed_memory = bool(mixed_memory)
+        self.critic_mixed_memory = self.mixed_memory if critic_mixed_memory is None else bool(critic_mixed_memory)
         self.ode_unfolds = int(ode_unfolds)
         if init_ranges and "ltc" not in (cell, critic_cell if critic == "ncp" else None):
             raise ValueError(
@@ -296,7 +301,7 @@ class NCPActorCriticPolicy(RecurrentActorCriticPolicy):
         if self._critic_wiring is not None:
             critic_layer = build_layer(
                 self.critic_cell, self.features_dim, self._critic_wiring,
-                mixed_memory=self.mixed_memory, ode_unfolds=self.ode_unfolds, cfc_mode=self.cfc_mode,
+                mixed_memory=self.critic_mixed_memory, ode_unfolds=self.ode_unfolds, cfc_mode=self.cfc_mode,
                 init_ranges=self.init_ranges if self.critic_cell == "ltc" else None,
                 implicit_param_constraints=self.implicit_param_constraints,
             )
@@ -362,6 +367,7 @@ class NCPActorCriticPolicy(RecurrentActorCriticPolicy):
             cell=self.cell,
             wiring=wiring_to_data(self.actor_network.wiring),
             mixed_memory=self.mixed_memory,
+            critic_mixed_memory=self.critic_mixed_memory,
             ode_unfolds=self.ode_unfolds,
             init_ranges=self.init_ranges,
             implicit_param_constraints=self.implicit_param_constraints,

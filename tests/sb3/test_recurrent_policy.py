@@ -169,6 +169,27 @@ def test_mixed_memory_cell_state_is_carried():
     assert not np.allclose(state2[0], state3[0])  # the c part matters
 
 
+def test_mixed_memory_on_the_actor_only(tmp_path):
+    both = _model(cell="ltc", units=10, critic_units=12, ode_unfolds=2, mixed_memory=True)
+    assert both.policy.actor_network.use_mixed and both.policy.critic_network.use_mixed  # default: both
+    model = _model(cell="ltc", units=10, critic_units=12, ode_unfolds=2, mixed_memory=True, critic_mixed_memory=False)
+    policy = model.policy
+    assert policy.actor_network.use_mixed and not policy.critic_network.use_mixed
+    critic_lstm = 4 * (3 + 12 + 1) * 12  # the critic's LSTM memory cell: input 3 + hidden 12 + bias, 4 gates
+    count = lambda m: sum(p.numel() for p in m.policy.parameters())  # noqa: E731
+    assert count(both) - count(model) == critic_lstm
+    model.learn(32)
+    path = tmp_path / "model.zip"
+    model.save(path)
+    loaded = RecurrentPPO.load(path, device="cpu")
+    assert loaded.policy.actor_network.use_mixed and not loaded.policy.critic_network.use_mixed
+    obs = np.random.default_rng(4).uniform(-1, 1, (2, 3)).astype(np.float32)
+    _, state = loaded.predict(obs, episode_start=np.array([True, True]))
+    assert np.abs(loaded.policy.split_state(state).cell).max() > 0  # the actor's memory cell is carried
+    _, expected = model.predict(obs, episode_start=np.array([True, True]))
+    np.testing.assert_array_equal(state[0], expected[0])
+
+
 def test_split_state_rejects_other_shapes():
     policy = make_policy(OBS, spaces.Discrete(2), units=10)
     with pytest.raises(ValueError, match=r"each of shape \(1, n_envs, 16\)"):
