@@ -169,6 +169,10 @@ def test_mixed_memory_cell_state_is_carried():
     assert not np.allclose(state2[0], state3[0])  # the c part matters
 
 
+def _param_count(model: RecurrentPPO) -> int:
+    return sum(p.numel() for p in model.policy.parameters())
+
+
 def test_mixed_memory_on_the_actor_only(tmp_path):
     both = _model(cell="ltc", units=10, critic_units=12, ode_unfolds=2, mixed_memory=True)
     assert both.policy.actor_network.use_mixed and both.policy.critic_network.use_mixed  # default: both
@@ -176,8 +180,7 @@ def test_mixed_memory_on_the_actor_only(tmp_path):
     policy = model.policy
     assert policy.actor_network.use_mixed and not policy.critic_network.use_mixed
     critic_lstm = 4 * (3 + 12 + 1) * 12  # the critic's LSTM memory cell: input 3 + hidden 12 + bias, 4 gates
-    count = lambda m: sum(p.numel() for p in m.policy.parameters())  # noqa: E731
-    assert count(both) - count(model) == critic_lstm
+    assert _param_count(both) - _param_count(model) == critic_lstm
     model.learn(32)
     path = tmp_path / "model.zip"
     model.save(path)
