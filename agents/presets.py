@@ -8,6 +8,7 @@ A preset file holds::
     n_timesteps: 100000
     normalize: {norm_obs: true, norm_reward: true}   # VecNormalize kwargs, or false
     freeze_normalization_after: 80000   # env steps after which VecNormalize stops updating (null: never)
+    freeze_reward_normalization: true   # false: that freeze leaves the return statistics updating
     frame_stack: null             # n frames for NCPExtractor with non-recurrent algos
     hyperparams: {...}            # algorithm kwargs; "lin_1e-3" = linear schedule from 1e-3
     policy_kwargs: {...}          # NCP policy / extractor kwargs (cell, units, ...)
@@ -43,6 +44,8 @@ class Preset:
     :param normalize: VecNormalize keyword arguments, or False for no normalisation
     :param freeze_normalization_after: env steps after which VecNormalize's statistics stop updating
         (still applied; :class:`agents.callbacks.FreezeNormalization`), or None to update them throughout
+    :param freeze_reward_normalization: whether that freeze covers the return statistics (reward scaling)
+        as well as the observation statistics; False: only the observations'
     :param frame_stack: frames stacked for the NCPExtractor of non-recurrent algorithms, or None
     :param hyperparams: algorithm keyword arguments (schedules as ``lin_<float>``)
     :param policy_kwargs: NCP policy / extractor keyword arguments
@@ -58,6 +61,7 @@ class Preset:
     n_timesteps: int = 100_000
     normalize: dict[str, Any] | bool = False
     freeze_normalization_after: int | None = None
+    freeze_reward_normalization: bool = True
     frame_stack: int | None = None
     hyperparams: dict[str, Any] = field(default_factory=dict)
     policy_kwargs: dict[str, Any] = field(default_factory=dict)
@@ -128,6 +132,9 @@ class Preset:
             if self.normalize is False:
                 raise UsageError(f"{where}: freeze_normalization_after={freeze} needs normalize (there are no "
                                  "VecNormalize statistics to freeze); set normalize or drop it")
+        if not isinstance(self.freeze_reward_normalization, bool):
+            raise UsageError(f"{where}: freeze_reward_normalization={self.freeze_reward_normalization!r} must be "
+                             "true or false")
         for key, value in (("hyperparams", self.hyperparams), ("policy_kwargs", self.policy_kwargs)):
             if not isinstance(value, dict):
                 raise UsageError(f"{where}: {key} must be a mapping, got {value!r}")

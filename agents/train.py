@@ -242,7 +242,8 @@ def train(env_id: str | None = None, preset: str | None = None, cell: str | None
                                       best_mean)
     callbacks: list[BaseCallback] = [callback]
     if config.get("freeze_normalization_after") is not None:
-        freeze = FreezeNormalization(config["freeze_normalization_after"])  # checks the value
+        freeze = FreezeNormalization(config["freeze_normalization_after"],  # checks the values
+                                     rewards=config.get("freeze_reward_normalization", True))
         freeze_if_due(venv, start_steps, freeze.after)  # a resumed run: before SB3 resets the env
         callbacks.insert(0, freeze)
     t0 = time.perf_counter()

@@ -59,6 +59,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # runnable as a pl
 POLICIES = ("ncp-cfc", "ncp-ltc", "lstm", "mlp4")
 FRAME_STACK = 4
 FREEZE = "freeze_normalization_after"  # preset key: env steps after which VecNormalize stops updating
+FREEZE_REWARDS = "freeze_reward_normalization"  # preset key: whether the freeze covers the return statistics
 
 # RL Zoo (rl-baselines3-zoo, hyperparams/ppo_lstm.yml) RecurrentPPO settings per task, with the
 # published score of its one LSTM run. PendulumNoVel's batch_size is RecurrentPPO's default 128.
@@ -201,6 +202,20 @@ def _freeze_after(policy: str, task: dict[str, Any], normalize: dict[str, Any]) 
     return task.get("cell_freeze", {}).get(_cell(policy), task.get(FREEZE))
 
 
+def _freeze_rewards(policy: str, task: dict[str, Any], normalize: dict[str, Any]) -> bool:
+    """:return: whether the freeze (:func:`_freeze_after`) covers the return statistics too:
+    ``normalize[FREEZE_REWARDS]`` when given, else the cell's own setting (``cell_freeze_rewards``), else
+    the task's (``FREEZE_REWARDS``), else True (VecNormalize's ``training=False``).
+
+    :param policy: a name of ``POLICIES``
+    :param task: an entry of ``TASKS``
+    :param normalize: the run's VecNormalize overrides
+    """
+    if FREEZE_REWARDS in normalize:
+        return bool(normalize[FREEZE_REWARDS])
+    return bool(task.get("cell_freeze_rewards", {}).get(_cell(policy), task.get(FREEZE_REWARDS, True)))
+
+
 def _make_model(policy: str, task: dict[str, Any], venv: Any, seed: int, ncp_kwargs: dict[str, Any],
                 hyperparams: dict[str, Any]) -> Any:
     """Build the algorithm for one policy name on ``venv`` (already frame-stacked for ``mlp4``).
@@ -255,7 +270,8 @@ def _make_venv(task_id: str, task: dict[str, Any], policy: str, hyperparams: dic
     """
     from agents.build import make_venv
 
-    kwargs = {k: v for k, v in (normalize or {}).items() if k != FREEZE}  # the freezing step is train_one's
+    kwargs = {k: v for k, v in (normalize or {}).items()
+              if k not in (FREEZE, FREEZE_REWARDS)}  # the freezing is train_one's
     norm = kwargs if task["normalize"] or kwargs else False
     config = {"env": task_id, "normalize": norm,
               "frame_stack": FRAME_STACK if policy == "mlp4" else None, "hyperparams": hyperparams}
@@ -326,7 +342,7 @@ def train_one(task_id: str, label: str, seed: int, steps: int, eval_freq: int, c
     callbacks: list[BaseCallback] = [Curve()]
     freeze = _freeze_after(policy, task, normalize)
     if freeze is not None:
-        callbacks.insert(0, FreezeNormalization(freeze))
+        callbacks.insert(0, FreezeNormalization(freeze, rewards=_freeze_rewards(policy, task, normalize)))
     start = time.perf_counter()
     model.learn(steps, callback=CallbackList(callbacks))
     wall = time.perf_counter() - start - eval_time[0]

@@ -1,9 +1,12 @@
 """FreezeNormalization: VecNormalize statistics stop at the given step, are still applied, and resume frozen."""
 from __future__ import annotations
 
+from copy import deepcopy
+
 import numpy as np
 import pytest
 from stable_baselines3 import PPO
+from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.vec_env import VecNormalize
 
@@ -33,6 +36,43 @@ def test_statistics_stop_updating_at_the_step_and_are_still_applied() -> None:
                                                                 -norm.clip_obs, norm.clip_obs), rtol=1e-6)
 
 
+class _RewardLog(BaseCallback):
+    """Records each step's unnormalised rewards and dones, as the training env returned them."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.steps: list[tuple[np.ndarray, np.ndarray]] = []
+
+    def _on_step(self) -> bool:
+        norm = self.model.get_env()
+        self.steps.append((norm.get_original_reward().copy(), np.asarray(self.locals["dones"], dtype=bool).copy()))
+        return True
+
+
+def test_rewards_false_freezes_the_observations_and_keeps_the_return_statistics_exact() -> None:
+    """The observation statistics stop at the step; the return variance goes on exactly as VecNormalize's own
+    update would take it over the same rewards (discounted with its gamma, reset where episodes end)."""
+    model = _model()
+    norm = model.get_env()
+    model.learn(96, callback=FreezeNormalization(after=96, rewards=False))
+    assert not norm.training
+    obs_count, obs_mean, ret_count = norm.obs_rms.count, norm.obs_rms.mean.copy(), norm.ret_rms.count
+    expected = VecNormalize(make_vec_env("CartPole-v1", n_envs=2, seed=0), gamma=norm.gamma)  # its update only
+    expected.ret_rms, expected.returns = deepcopy(norm.ret_rms), norm.returns.copy()
+    log = _RewardLog()
+    model.learn(128, callback=CallbackList([FreezeNormalization(after=96, rewards=False), log]),
+                reset_num_timesteps=False)
+    for rewards, dones in log.steps:
+        expected._update_reward(rewards)
+        expected.returns[dones] = 0
+    assert len(log.steps) == 64 and any(d.any() for _, d in log.steps)  # episodes did end meanwhile
+    np.testing.assert_array_equal(norm.obs_rms.mean, obs_mean)
+    assert norm.obs_rms.count == obs_count
+    assert norm.ret_rms.count == expected.ret_rms.count == pytest.approx(ret_count + 64 * 2)  # 64 steps x 2 envs
+    np.testing.assert_allclose(norm.ret_rms.var, expected.ret_rms.var, rtol=1e-12)
+    np.testing.assert_allclose(norm.ret_rms.mean, expected.ret_rms.mean, rtol=1e-12)
+
+
 def test_without_freezing_the_statistics_keep_updating() -> None:
     """The control of the test above: the same training does move the statistics."""
     model = _model()
@@ -58,5 +98,7 @@ def test_bad_arguments_and_a_missing_vecnormalize_are_named() -> None:
     for bad in (-1, 1.5, True, "50000"):
         with pytest.raises(UsageError, match="freeze_normalization_after"):
             FreezeNormalization(after=bad)  # type: ignore[arg-type]
+    with pytest.raises(UsageError, match="freeze_reward_normalization"):
+        FreezeNormalization(after=10, rewards="no")  # type: ignore[arg-type]
     with pytest.raises(UsageError, match="no VecNormalize"):
         _model(normalize=False).learn(64, callback=FreezeNormalization(after=10))

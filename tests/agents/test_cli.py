@@ -121,9 +121,17 @@ def test_preset_freezes_the_normalization_statistics_and_resume_keeps_them(tiny_
     assert stats["obs_rms"]["count"] == pytest.approx(66, abs=1e-3)
     assert main([*args, "--resume", "--steps", "256"]) == 0
     assert json.loads((out / "vecnormalize.json").read_text())["obs_rms"] == stats["obs_rms"]
+    assert stats["ret_rms"]["count"] == pytest.approx(64, abs=1e-3)  # the 32 steps' 64 returns only
     tiny = tmp_path / "tiny_run"
     assert main(["train", "--preset", str(tiny_preset), "--out", str(tiny), "--no-progress-bar", "--steps", "128"]) == 0
     assert json.loads((tiny / "vecnormalize.json").read_text())["obs_rms"]["count"] == pytest.approx(130, abs=1e-3)
+    # freeze_reward_normalization: false: the observations' statistics stop at 64 steps, the returns' do not
+    preset.write_text(yaml.safe_dump({**yaml.safe_load(preset.read_text()), "freeze_reward_normalization": False}))
+    obs_only = tmp_path / "obs_only"
+    assert main(["train", "--preset", str(preset), "--out", str(obs_only), "--no-progress-bar", "--steps", "128"]) == 0
+    stats = json.loads((obs_only / "vecnormalize.json").read_text())
+    assert stats["obs_rms"]["count"] == pytest.approx(66, abs=1e-3)
+    assert stats["ret_rms"]["count"] == pytest.approx(128, abs=1e-3)  # all 64 steps'
 
 
 def _one_line_error(capsys, argv, *needles):

@@ -51,6 +51,8 @@ def test_select_preset_by_env_and_cell():
     ({"algo": "RecurrentPPO", "frame_stack": 4}, r"frame_stack is for non-recurrent"),
     ({"algo": "PPO", "normalize": True, "freeze_normalization_after": -1}, r"freeze_normalization_after=-1 must be null"),
     ({"algo": "PPO", "freeze_normalization_after": 5000}, r"freeze_normalization_after=5000 needs normalize"),
+    ({"algo": "PPO", "normalize": True, "freeze_normalization_after": 5000, "freeze_reward_normalization": "no"},
+     r"freeze_reward_normalization='no' must be true or false"),
     ({"env": "CartPole-v1"}, r"has no 'algo'"),
 ])
 def test_invalid_presets_give_one_line_errors(data, match):
