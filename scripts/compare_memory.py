@@ -368,10 +368,16 @@ def train_one(task_id: str, label: str, seed: int, steps: int, eval_freq: int, c
 
 
 def _versions() -> dict[str, str]:
-    """:return: the versions of the packages that decide a run's numbers (a seed repeats only on the same ones)."""
+    """:return: what decides a run's numbers besides its seed and settings: the package versions and the CPU
+    instruction set torch dispatches to (``cpu_capability``: a seed that repeats exactly on one machine gives
+    other numbers on a machine with another, e.g. AVX2 against AVX512; docs/learning.md).
+    """
     from importlib.metadata import version
 
-    return {name: version(name) for name in ("torch", "stable_baselines3", "sb3_contrib", "gymnasium", "numpy")}
+    import torch
+
+    return {**{name: version(name) for name in ("torch", "stable_baselines3", "sb3_contrib", "gymnasium", "numpy")},
+            "cpu_capability": str(torch.backends.cpu.get_cpu_capability())}
 
 
 def load_results(out: Path, task_id: str, budget: int) -> list[dict[str, Any]]:

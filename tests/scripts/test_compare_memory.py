@@ -243,3 +243,14 @@ os.kill(os.getpid(), signal.SIGKILL)
     while _alive(worker) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not _alive(worker), "the pool worker outlived the killed main process"
+
+
+def test_a_run_records_what_decides_its_numbers(cm) -> None:
+    """Package versions and the CPU instruction set torch dispatches to: the same seed gives other numbers
+    under AVX2 than under AVX512, so a stored run says which it ran on."""
+    import stable_baselines3
+    import torch
+
+    versions = cm._versions()
+    assert versions["cpu_capability"] == torch.backends.cpu.get_cpu_capability() != ""
+    assert versions["stable_baselines3"] == stable_baselines3.__version__
