@@ -69,8 +69,7 @@ class FreezeNormalization(BaseCallback):
             self.frozen_at = int(self.num_timesteps)
         if not self.rewards and not norm.training and self._returns is None:
             # VecNormalize has accounted for this step's reward; from the next step on, this callback does
-            returns = getattr(norm, "returns", None)
-            self._returns = np.zeros(norm.num_envs) if returns is None else np.array(returns, dtype=np.float64)
+            self._returns = np.array(norm.returns, dtype=np.float64)
 
     def _update_return_statistics(self) -> None:
         """VecNormalize's ``_update_reward`` for the step just taken, and its reset of finished episodes."""

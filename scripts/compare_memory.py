@@ -202,18 +202,13 @@ def _freeze_after(policy: str, task: dict[str, Any], normalize: dict[str, Any]) 
     return task.get("cell_freeze", {}).get(_cell(policy), task.get(FREEZE))
 
 
-def _freeze_rewards(policy: str, task: dict[str, Any], normalize: dict[str, Any]) -> bool:
+def _freeze_rewards(normalize: dict[str, Any]) -> bool:
     """:return: whether the freeze (:func:`_freeze_after`) covers the return statistics too:
-    ``normalize[FREEZE_REWARDS]`` when given, else the cell's own setting (``cell_freeze_rewards``), else
-    the task's (``FREEZE_REWARDS``), else True (VecNormalize's ``training=False``).
+    ``normalize[FREEZE_REWARDS]`` when given, else True (VecNormalize's ``training=False``), as in every preset.
 
-    :param policy: a name of ``POLICIES``
-    :param task: an entry of ``TASKS``
     :param normalize: the run's VecNormalize overrides
     """
-    if FREEZE_REWARDS in normalize:
-        return bool(normalize[FREEZE_REWARDS])
-    return bool(task.get("cell_freeze_rewards", {}).get(_cell(policy), task.get(FREEZE_REWARDS, True)))
+    return bool(normalize.get(FREEZE_REWARDS, True))
 
 
 def _make_model(policy: str, task: dict[str, Any], venv: Any, seed: int, ncp_kwargs: dict[str, Any],
@@ -342,7 +337,7 @@ def train_one(task_id: str, label: str, seed: int, steps: int, eval_freq: int, c
     callbacks: list[BaseCallback] = [Curve()]
     freeze = _freeze_after(policy, task, normalize)
     if freeze is not None:
-        callbacks.insert(0, FreezeNormalization(freeze, rewards=_freeze_rewards(policy, task, normalize)))
+        callbacks.insert(0, FreezeNormalization(freeze, rewards=_freeze_rewards(normalize)))
     start = time.perf_counter()
     model.learn(steps, callback=CallbackList(callbacks))
     wall = time.perf_counter() - start - eval_time[0]

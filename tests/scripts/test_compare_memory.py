@@ -32,7 +32,7 @@ def test_every_task_trains_its_presets(cm) -> None:
             assert p.hyperparams == {**task["hyperparams"], **task.get("cell_hyperparams", {}).get(p.cell, {})}, p.name
             assert p.policy_kwargs == cm._ncp_defaults(task, p.cell), p.name
             assert p.freeze_normalization_after == cm._freeze_after(f"ncp-{p.cell}", task, {}), p.name
-            assert p.freeze_reward_normalization == cm._freeze_rewards(f"ncp-{p.cell}", task, {}), p.name
+            assert p.freeze_reward_normalization == cm._freeze_rewards({}), p.name
 
 
 def _result(policy: str, seed: int, final: float, curve: list[tuple[int, float]]) -> dict:
