@@ -120,6 +120,8 @@ class NCPActorCriticPolicy(RecurrentActorCriticPolicy):
         an LTC actor, 1.0 for CfC: the LTC learns slower at the algorithm's rate (CartPoleNoVel mean 418.5 →
         455.2 over 5 seeds, LunarLanderNoVel −359.0 → −276.8 over 3; ×10 was worse on CartPole, while the
         LunarLander LTC preset sets 8.0: −220.2 there; docs/learning.md).
+    :param memory_lr_scale: the learning rate of the actor's LSTM memory cell (``mixed_memory``) as a multiple
+        of the algorithm's; None = ``actor_lr_scale``, like the rest of the actor.
     :param critic_lr_scale: the critic's learning rate (network and value head) as a multiple of the
         algorithm's.
     :param critic: ``"ncp"`` (a recurrent NCP critic of its own) or ``"mlp"`` (memoryless MLP on the features).
@@ -179,6 +181,7 @@ class NCPActorCriticPolicy(RecurrentActorCriticPolicy):
         motor_affine: Optional[bool] = None,
         motor_scale_init: float = 1.0,
         actor_lr_scale: Optional[float] = None,
+        memory_lr_scale: Optional[float] = None,
         critic_lr_scale: float = 1.0,
         critic: str = "ncp",
         critic_cell: str = "cfc",
@@ -237,6 +240,12 @@ class NCPActorCriticPolicy(RecurrentActorCriticPolicy):
         self.motor_affine = (cell == "cfc") if motor_affine is None else bool(motor_affine)
         self.motor_scale_init = float(motor_scale_init)
         self.actor_lr_scale = (3.0 if cell == "ltc" else 1.0) if actor_lr_scale is None else float(actor_lr_scale)
+        if memory_lr_scale is not None and not mixed_memory:
+            raise ValueError(
+                f"memory_lr_scale={memory_lr_scale} sets the learning rate of the actor's memory cell, but this "
+                "policy has none: use mixed_memory=True or drop memory_lr_scale."
+            )
+        self.memory_lr_scale = None if memory_lr_scale is None else float(memory_lr_scale)
         self.critic_lr_scale = float(critic_lr_scale)
         self.critic_kind = critic
         self.critic_cell = critic_cell
@@ -353,7 +362,14 @@ class NCPActorCriticPolicy(RecurrentActorCriticPolicy):
         critic_params = [*self.value_net.parameters()]
         if self.critic_network is not None:
             critic_params += list(self.critic_network.parameters())
-        groups = param_groups([(actor_params, self.actor_lr_scale), (critic_params, self.critic_lr_scale)], self)
+        # The memory cell gets a group of its own only when its rate is set: the optimizer's groups (and so
+        # the optimizer state that model.save() stores) stay those of policies saved before the option.
+        memory_params = [] if self.memory_lr_scale is None else list(actor_layer.lstm.parameters())
+        groups = param_groups(
+            [(memory_params, self.memory_lr_scale), (actor_params, self.actor_lr_scale),
+             (critic_params, self.critic_lr_scale)],
+            self,
+        )
         self.optimizer = self.optimizer_class(groups, lr=lr_schedule(1), **self.optimizer_kwargs)
         install_lr_scales(self.optimizer)
         if not self.implicit_param_constraints:
@@ -375,6 +391,7 @@ class NCPActorCriticPolicy(RecurrentActorCriticPolicy):
             motor_affine=self.motor_affine,
             motor_scale_init=self.motor_scale_init,
             actor_lr_scale=self.actor_lr_scale,
+            memory_lr_scale=self.memory_lr_scale,
             critic_lr_scale=self.critic_lr_scale,
             critic=self.critic_kind,
             critic_cell=self.critic_cell,

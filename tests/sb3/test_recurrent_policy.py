@@ -414,3 +414,24 @@ def test_cuda_rollout_and_training():
     assert next(model.policy.parameters()).device.type == "cuda"
     action, state = model.predict(np.zeros((2, 3), np.float32))
     assert action.shape == (2,) and state[0].shape == (1, 2, 16)
+
+
+def test_memory_cell_learning_rate():
+    policy = make_policy(OBS, spaces.Box(-1, 1, (2,), np.float32), units=10, cell="ltc", mixed_memory=True,
+                         critic_mixed_memory=False, actor_lr_scale=8.0, memory_lr_scale=1.0)
+    before = {name: p.detach().clone() for name, p in policy.named_parameters()}
+    for p in policy.parameters():
+        p.grad = torch.ones_like(p)
+    policy.optimizer.step()
+    moved = {name: (p.detach() - before[name]).abs().max().item() for name, p in policy.named_parameters()}
+    memory = [name for name in moved if ".lstm." in name]
+    assert memory and all(moved[name] == pytest.approx(1e-3, rel=1e-3) for name in memory)
+    ltc = [name for name in moved if name.startswith("actor_network.") and ".lstm." not in name]
+    assert ltc and all(moved[name] == pytest.approx(8e-3, rel=1e-3) for name in ltc)
+    assert policy._get_constructor_parameters()["memory_lr_scale"] == 1.0
+    # unset, the memory cell learns with the rest of the actor, in the actor's group (saved optimizer states load)
+    plain = make_policy(OBS, spaces.Box(-1, 1, (2,), np.float32), units=10, cell="ltc", mixed_memory=True,
+                        critic_mixed_memory=False, actor_lr_scale=8.0)
+    assert sorted(g["lr_scale"] for g in plain.optimizer.param_groups) == [1.0, 8.0]
+    with pytest.raises(ValueError, match="mixed_memory=True"):
+        make_policy(OBS, spaces.Discrete(2), units=10, memory_lr_scale=1.0)
