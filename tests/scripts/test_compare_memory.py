@@ -116,10 +116,11 @@ def test_a_cells_own_hyperparameters_apply_to_that_cell_only(cm) -> None:
 def test_a_cells_own_policy_kwargs_apply_to_that_cell_only(cm) -> None:
     task = cm.TASKS["ncp/LunarLanderNoVel-v3"]
     own = task["cell_policy_kwargs"]["ltc"]
-    assert own == {"actor_lr_scale": 8.0, "mixed_memory": True, "critic_mixed_memory": False}
+    assert own == {"actor_lr_scale": 8.0, "memory_lr_scale": 1.0, "mixed_memory": True, "critic_mixed_memory": False}
     assert cm._ncp_defaults(task, "ltc")["actor_lr_scale"] == 8.0
     assert "actor_lr_scale" not in cm._ncp_defaults(task, "cfc")  # the CfC keeps the library default
     assert "mixed_memory" not in cm._ncp_defaults(task, "cfc")
+    assert "memory_lr_scale" not in cm._ncp_defaults(task, "cfc")
     assert cm._ncp_defaults(task, "ltc")["cell"] == "ltc"
 
 
