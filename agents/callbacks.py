@@ -93,3 +93,60 @@ def freeze_if_due(venv: VecEnv, num_timesteps: int, after: int | None) -> bool:
         return False
     norm.training = False
     return True
+
+
+class StopWhenSolved(BaseCallback):
+    """End training once the last ``episodes`` finished training episodes each returned at least ``reward``.
+
+    Why: a policy that has solved a task can still lose it in the remaining updates. On CartPoleNoVel,
+    CfC and LTC policies that balanced for tens of thousands of steps ended their budget with the cart
+    off the track (``docs/learning.md``); stopping once the agent's own training episodes show the task
+    solved keeps the policy that solved it. The rule reads the training episodes only (Monitor's
+    undiscounted, unnormalised returns, SB3's ``ep_info_buffer``), never an evaluation: it costs no
+    extra env steps, and training that never meets it runs its whole budget unchanged.
+
+    :param reward: the return every one of the last ``episodes`` episodes must reach (e.g. 500 on CartPole,
+        the return of an episode that lasted to the time limit)
+    :param episodes: how many of the latest finished episodes must reach it; at most the algorithm's
+        ``stats_window_size`` (SB3's default 100), the number of episodes it keeps
+    :param verbose: 1: print a line when training stops
+    :raises UsageError: on invalid values, or (at training start) when the training env has no
+        ``Monitor`` (its episodes are not recorded) or keeps fewer episodes than ``episodes``
+    """
+
+    def __init__(self, reward: float, episodes: int, verbose: int = 0) -> None:
+        super().__init__(verbose)
+        if isinstance(reward, bool) or not isinstance(reward, (int, float)) or not np.isfinite(reward):
+            raise UsageError(f"stop_when_solved reward={reward!r} must be a finite number")
+        if isinstance(episodes, bool) or not isinstance(episodes, int) or episodes < 1:
+            raise UsageError(f"stop_when_solved episodes={episodes!r} must be a positive number of episodes")
+        self.reward = float(reward)
+        self.episodes = episodes
+        self.stopped_at: int | None = None
+
+    def _init_callback(self) -> None:
+        from stable_baselines3.common.monitor import Monitor
+
+        if not self.training_env.env_is_wrapped(Monitor)[0]:
+            raise UsageError("stop_when_solved reads the training episodes' returns, but the training env has "
+                             "no Monitor wrapper; wrap each env in stable_baselines3's Monitor")
+        kept = self.model.ep_info_buffer.maxlen
+        if kept is not None and kept < self.episodes:
+            raise UsageError(f"stop_when_solved episodes={self.episodes} exceeds the {kept} episodes the algorithm "
+                             f"keeps (stats_window_size); lower episodes or raise stats_window_size")
+
+    def _on_step(self) -> bool:
+        if self.solved():
+            self.stopped_at = int(self.num_timesteps)
+            if self.verbose:
+                print(f"Stopping at {self.num_timesteps} steps: the last {self.episodes} training episodes "
+                      f"each returned >= {self.reward:g}")
+            return False
+        return True
+
+    def solved(self) -> bool:
+        """:return: whether the last ``episodes`` finished training episodes each returned at least ``reward``."""
+        buffer = self.model.ep_info_buffer
+        if buffer is None or len(buffer) < self.episodes:
+            return False
+        return all(info["r"] >= self.reward for info in list(buffer)[-self.episodes:])

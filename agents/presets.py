@@ -9,6 +9,8 @@ A preset file holds::
     normalize: {norm_obs: true, norm_reward: true}   # VecNormalize kwargs, or false
     freeze_normalization_after: 80000   # env steps after which VecNormalize stops updating (null: never)
     freeze_reward_normalization: true   # false: that freeze leaves the return statistics updating
+    stop_when_solved: {reward: 500, episodes: 20}   # end training once the last 20 training episodes each
+                                  # returned >= 500 (null: always train the whole budget)
     frame_stack: null             # n frames for NCPExtractor with non-recurrent algos
     hyperparams: {...}            # algorithm kwargs; "lin_1e-3" = linear schedule from 1e-3
     policy_kwargs: {...}          # NCP policy / extractor kwargs (cell, units, ...)
@@ -46,6 +48,9 @@ class Preset:
         (still applied; :class:`agents.callbacks.FreezeNormalization`), or None to update them throughout
     :param freeze_reward_normalization: whether that freeze covers the return statistics (reward scaling)
         as well as the observation statistics; False: only the observations'
+    :param stop_when_solved: ``{"reward": r, "episodes": n}``: training ends once the last ``n`` finished
+        training episodes each returned at least ``r`` (:class:`agents.callbacks.StopWhenSolved`), or None to
+        always train the whole budget
     :param frame_stack: frames stacked for the NCPExtractor of non-recurrent algorithms, or None
     :param hyperparams: algorithm keyword arguments (schedules as ``lin_<float>``)
     :param policy_kwargs: NCP policy / extractor keyword arguments
@@ -62,6 +67,7 @@ class Preset:
     normalize: dict[str, Any] | bool = False
     freeze_normalization_after: int | None = None
     freeze_reward_normalization: bool = True
+    stop_when_solved: dict[str, Any] | None = None
     frame_stack: int | None = None
     hyperparams: dict[str, Any] = field(default_factory=dict)
     policy_kwargs: dict[str, Any] = field(default_factory=dict)
@@ -135,6 +141,8 @@ class Preset:
         if not isinstance(self.freeze_reward_normalization, bool):
             raise UsageError(f"{where}: freeze_reward_normalization={self.freeze_reward_normalization!r} must be "
                              "true or false")
+        if self.stop_when_solved is not None:
+            check_stop_when_solved(self.stop_when_solved, where)
         for key, value in (("hyperparams", self.hyperparams), ("policy_kwargs", self.policy_kwargs)):
             if not isinstance(value, dict):
                 raise UsageError(f"{where}: {key} must be a mapping, got {value!r}")
@@ -144,6 +152,24 @@ class Preset:
                 raise unknown(f"hyperparameter of {self.algo} in {where}:", str(key), names)
         if self.cell not in CELLS:
             raise unknown(f"cell in {where}:", self.cell, CELLS)
+
+
+def check_stop_when_solved(value: Any, where: str = "stop_when_solved") -> None:
+    """Check a ``stop_when_solved`` setting: a mapping ``{"reward": number, "episodes": positive int}``.
+
+    :param value: the setting
+    :param where: what to name in the error (the preset)
+    :raises UsageError: when it is not such a mapping
+    """
+    if not isinstance(value, dict) or set(value) != {"reward", "episodes"}:
+        raise UsageError(f"{where}: stop_when_solved={value!r} must be null or a mapping "
+                         "{reward: <return>, episodes: <count>}, e.g. {reward: 500, episodes: 20}")
+    from .callbacks import StopWhenSolved
+
+    try:
+        StopWhenSolved(**value)
+    except UsageError as err:
+        raise UsageError(f"{where}: {err}") from None
 
 
 def preset_dir() -> Path:

@@ -17,7 +17,7 @@ from stable_baselines3.common.vec_env import VecEnv, sync_envs_normalization
 
 from .algos import CELLS
 from .build import build_model, check_env_id, check_spaces, find_vecnormalize, make_venv, resolve_policy
-from .callbacks import FreezeNormalization, freeze_if_due
+from .callbacks import FreezeNormalization, StopWhenSolved, freeze_if_due
 from .checkpoint import atomic_write_bytes, atomic_write_text, read_checkpoint_state, restore_vecnormalize, \
     save_checkpoint, vecnormalize_state
 from .errors import UsageError, unknown
@@ -246,6 +246,10 @@ def train(env_id: str | None = None, preset: str | None = None, cell: str | None
                                      rewards=config.get("freeze_reward_normalization", True))
         freeze_if_due(venv, start_steps, freeze.after)  # a resumed run: before SB3 resets the env
         callbacks.insert(0, freeze)
+    stop = None
+    if config.get("stop_when_solved") is not None:
+        stop = StopWhenSolved(**config["stop_when_solved"], verbose=verbose)
+        callbacks.append(stop)
     t0 = time.perf_counter()
     try:
         with warnings.catch_warnings():
@@ -264,6 +268,7 @@ def train(env_id: str | None = None, preset: str | None = None, cell: str | None
     metrics = {"env": config["env"], "algo": config["algo"], "policy": config["policy"]["class"],
                "num_timesteps": int(model.num_timesteps), "trainable_params": int(n_params),
                "last": callback.last, "best": callback.best,
+               "stopped_when_solved_at": stop.stopped_at if stop is not None else None,
                "wall_time_s": round(wall, 2), "steps_per_s": round((model.num_timesteps - start_steps) / wall, 1)}
     atomic_write_text(run_dir / METRICS, json.dumps(metrics, indent=2))
     venv.close(), eval_env.close()

@@ -33,6 +33,8 @@ Usage::
     python scripts/compare_memory.py --hyper '{"gamma": 0.99}' --tag g099
     # VecNormalize overrides (every policy, own name), e.g. its statistics frozen after 50k steps:
     python scripts/compare_memory.py --policies lstm --normalize '{"freeze_normalization_after": 50000}' --tag frz50k
+    # training that ends once its last 20 training episodes each returned 500 (every policy, own name):
+    python scripts/compare_memory.py --policies lstm --stop '{"reward": 500, "episodes": 20}' --tag stop
     # the tables of docs/learning.md, from the stored runs:
     python scripts/compare_memory.py --fill-docs docs/learning.md
 
@@ -60,6 +62,7 @@ POLICIES = ("ncp-cfc", "ncp-ltc", "lstm", "mlp4")
 FRAME_STACK = 4
 FREEZE = "freeze_normalization_after"  # preset key: env steps after which VecNormalize stops updating
 FREEZE_REWARDS = "freeze_reward_normalization"  # preset key: whether the freeze covers the return statistics
+STOP = "stop_when_solved"  # preset key: {"reward", "episodes"}: training ends once its latest episodes all reach it
 
 # RL Zoo (rl-baselines3-zoo, hyperparams/ppo_lstm.yml) RecurrentPPO settings per task, with the
 # published score of its one LSTM run. PendulumNoVel's batch_size is RecurrentPPO's default 128.
@@ -213,6 +216,20 @@ def _freeze_rewards(normalize: dict[str, Any]) -> bool:
     return bool(normalize.get(FREEZE_REWARDS, True))
 
 
+def _stop_rule(policy: str, task: dict[str, Any], override: dict[str, Any]) -> dict[str, Any] | None:
+    """:return: the run's ``stop_when_solved`` rule (``{"reward", "episodes"}``), or None (train the whole
+    budget): ``override[STOP]`` when given (None there: never stop), else the cell's own setting
+    (``cell_stop``), else the task's (``STOP``, as its presets).
+
+    :param policy: a name of ``POLICIES``
+    :param task: an entry of ``TASKS``
+    :param override: ``{STOP: rule or None}`` from the command line, or empty
+    """
+    if STOP in override:
+        return override[STOP]
+    return task.get("cell_stop", {}).get(_cell(policy), task.get(STOP))
+
+
 def _make_model(policy: str, task: dict[str, Any], venv: Any, seed: int, ncp_kwargs: dict[str, Any],
                 hyperparams: dict[str, Any]) -> Any:
     """Build the algorithm for one policy name on ``venv`` (already frame-stacked for ``mlp4``).
@@ -277,7 +294,8 @@ def _make_venv(task_id: str, task: dict[str, Any], policy: str, hyperparams: dic
 
 def train_one(task_id: str, label: str, seed: int, steps: int, eval_freq: int, curve_episodes: int, episodes: int,
               ncp_kwargs: dict[str, Any], ncp_hyper: dict[str, Any], out: str,
-              hyper: dict[str, Any] | None = None, normalize: dict[str, Any] | None = None) -> dict[str, Any]:
+              hyper: dict[str, Any] | None = None, normalize: dict[str, Any] | None = None,
+              stop: dict[str, Any] | None = None) -> dict[str, Any]:
     """Train one policy on one seed, evaluating periodically and at the end; write its JSON result.
 
     :param task_id: Gymnasium id, a key of ``TASKS``
@@ -292,6 +310,7 @@ def train_one(task_id: str, label: str, seed: int, steps: int, eval_freq: int, c
     :param out: output folder
     :param hyper: hyperparameter overrides of every policy
     :param normalize: VecNormalize kwarg overrides of every policy
+    :param stop: ``{STOP: rule or None}`` overriding the task's stop rule (:func:`_stop_rule`), or empty
     :return: the result dict (also written to ``out/runs/<name>.json``)
     """
     import torch
@@ -300,7 +319,7 @@ def train_one(task_id: str, label: str, seed: int, steps: int, eval_freq: int, c
     from stable_baselines3.common.vec_env import sync_envs_normalization
 
     import envs  # noqa: F401  (registers the ncp/ tasks)
-    from agents.callbacks import FreezeNormalization
+    from agents.callbacks import FreezeNormalization, StopWhenSolved
 
     torch.set_num_threads(1)
     policy = label.split("+")[0]
@@ -340,6 +359,10 @@ def train_one(task_id: str, label: str, seed: int, steps: int, eval_freq: int, c
     freeze = _freeze_after(policy, task, normalize)
     if freeze is not None:
         callbacks.insert(0, FreezeNormalization(freeze, rewards=_freeze_rewards(normalize)))
+    rule = _stop_rule(policy, task, stop or {})
+    stopper = StopWhenSolved(**rule) if rule is not None else None
+    if stopper is not None:
+        callbacks.append(stopper)  # after the curve point of the same step
     start = time.perf_counter()
     model.learn(steps, callback=CallbackList(callbacks))
     wall = time.perf_counter() - start - eval_time[0]
@@ -355,6 +378,7 @@ def train_one(task_id: str, label: str, seed: int, steps: int, eval_freq: int, c
               "ncp_kwargs": ncp_kwargs if policy.startswith("ncp-") else {},
               "ncp_hyper": ncp_hyper if policy.startswith("ncp-") else {}, "hyper": hyper,
               **({"normalize": normalize} if normalize else {}), **({FREEZE: freeze} if freeze is not None else {}),
+              **({STOP: rule, "stopped_at": stopper.stopped_at} if stopper is not None else {}),
               "versions": _versions()}
     path = Path(out) / "runs" / f"{run_name(task_id, label, seed, steps)}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -527,6 +551,27 @@ def _json_object(text: str) -> dict[str, Any]:
     return value
 
 
+def _json_stop(text: str) -> tuple[dict[str, Any] | None]:
+    """:return: ``--stop`` parsed: a one-element tuple holding the rule, or None for ``null`` (never stop).
+
+    :raises argparse.ArgumentTypeError: when it is neither null nor a valid ``{"reward", "episodes"}`` mapping
+    """
+    from agents.errors import UsageError
+    from agents.presets import check_stop_when_solved
+
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise argparse.ArgumentTypeError(f"{text!r} is not JSON ({err.msg}); write e.g. "
+                                         "'{\"reward\": 500, \"episodes\": 20}' or 'null'") from None
+    if value is not None:
+        try:
+            check_stop_when_solved(value, "--stop")
+        except UsageError as err:
+            raise argparse.ArgumentTypeError(str(err)) from None
+    return (value,)
+
+
 def exit_with_parent(parent: int, poll_s: float = 1.0) -> None:
     """Pool-worker initializer: end the worker once the script's process ``parent`` is gone.
 
@@ -571,16 +616,22 @@ def main(argv: list[str] | None = None) -> None:
                         help='JSON overrides of every policy\'s VecNormalize kwargs, e.g. \'{"norm_obs": false}\', and of '
                         'the step after which its statistics stop updating: \'{"freeze_normalization_after": 50000}\' '
                         '(null: never)')
-    parser.add_argument("--tag", default="", help="suffix of the variant's labels: the NCP policies', and every policy's with --hyper "
-                        "or --normalize "
+    parser.add_argument("--stop", type=_json_stop, default=None, metavar="JSON",
+                        help='every policy\'s stop rule: training ends once its last <episodes> training episodes each '
+                        'returned <reward> or more, e.g. \'{"reward": 500, "episodes": 20}\' (null: never stop; default: '
+                        'the task\'s presets\')')
+    parser.add_argument("--tag", default="", help="suffix of the variant's labels: the NCP policies', and every policy's with --hyper, "
+                        "--normalize or --stop "
                         "(required with overrides)")
     parser.add_argument("--force", action="store_true", help="retrain runs whose result already exists")
     parser.add_argument("--report-only", action="store_true", help="only rebuild tables and plot from stored runs")
     parser.add_argument("--fill-docs", nargs="+", type=Path, metavar="PAGE",
                         help="only rebuild the tables under '<!-- TABLE task labels [budget] -->' markers in these pages")
     args = parser.parse_args(argv)
-    if (args.ncp_kwargs or args.ncp_hyper or args.hyper or args.normalize) and not args.tag:
-        parser.error("--ncp-kwargs / --ncp-hyper / --hyper / --normalize change the policies: name the variant with --tag")
+    stop = {} if args.stop is None else {STOP: args.stop[0]}
+    if (args.ncp_kwargs or args.ncp_hyper or args.hyper or args.normalize or stop) and not args.tag:
+        parser.error("--ncp-kwargs / --ncp-hyper / --hyper / --normalize / --stop change the policies: "
+                     "name the variant with --tag")
     for key, value in (("--jobs", args.jobs), ("--episodes", args.episodes), ("--curve-episodes", args.curve_episodes)):
         if value < 1:
             parser.error(f"{key} must be >= 1, got {value}")
@@ -596,12 +647,12 @@ def main(argv: list[str] | None = None) -> None:
     if not args.report_only:
         todo = []
         for policy in args.policies:
-            tagged = args.tag and (policy.startswith("ncp-") or args.hyper or args.normalize)
+            tagged = args.tag and (policy.startswith("ncp-") or args.hyper or args.normalize or stop)
             label = f"{policy}+{args.tag}" if tagged else policy
             for seed in args.seeds:
                 if args.force or not (out / "runs" / f"{run_name(args.task, label, seed, steps)}.json").exists():
                     todo.append((args.task, label, seed, steps, args.eval_freq, args.curve_episodes, args.episodes,
-                                 args.ncp_kwargs, args.ncp_hyper, str(out), args.hyper, args.normalize))
+                                 args.ncp_kwargs, args.ncp_hyper, str(out), args.hyper, args.normalize, stop))
         print(f"{len(todo)} runs to train, {args.jobs} at a time", flush=True)
         with ProcessPoolExecutor(max_workers=args.jobs, mp_context=get_context("spawn"),
                                  initializer=exit_with_parent, initargs=(os.getpid(),)) as pool:

@@ -1,4 +1,5 @@
-"""FreezeNormalization: VecNormalize statistics stop at the given step, are still applied, and resume frozen."""
+"""FreezeNormalization: VecNormalize statistics stop at the given step, are still applied, and resume frozen.
+StopWhenSolved: training ends once the latest training episodes all reach the return, and only then."""
 from __future__ import annotations
 
 from copy import deepcopy
@@ -10,7 +11,7 @@ from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.vec_env import VecNormalize
 
-from agents.callbacks import FreezeNormalization, freeze_if_due
+from agents.callbacks import FreezeNormalization, StopWhenSolved, freeze_if_due
 from agents.errors import UsageError
 
 
@@ -102,3 +103,50 @@ def test_bad_arguments_and_a_missing_vecnormalize_are_named() -> None:
         FreezeNormalization(after=10, rewards="no")  # type: ignore[arg-type]
     with pytest.raises(UsageError, match="no VecNormalize"):
         _model(normalize=False).learn(64, callback=FreezeNormalization(after=10))
+
+
+class _EpisodeLog(BaseCallback):
+    """Records, at every step, the returns of the training episodes finished so far (SB3's buffer)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[list[float]] = []
+
+    def _on_step(self) -> bool:
+        self.seen.append([info["r"] for info in self.model.ep_info_buffer])
+        return True
+
+
+def test_training_stops_once_the_latest_episodes_all_reach_the_return() -> None:
+    model = _model(normalize=False)
+    log, stop = _EpisodeLog(), StopWhenSolved(reward=20.0, episodes=3)
+    model.learn(4096, callback=CallbackList([log, stop]))
+    assert stop.stopped_at is not None and stop.stopped_at == model.num_timesteps < 4096
+    assert all(r >= 20.0 for r in log.seen[-1][-3:]) and len(log.seen[-1]) >= 3
+    # at no earlier step were the latest three all at 20 or more: it stopped at the first chance
+    assert not any(len(seen) >= 3 and all(r >= 20.0 for r in seen[-3:]) for seen in log.seen[:-1])
+    assert any(r < 20.0 for seen in log.seen for r in seen)  # the rule had something to reject
+
+
+def test_training_runs_its_whole_budget_when_never_solved() -> None:
+    model = _model(normalize=False)
+    stop = StopWhenSolved(reward=10_000.0, episodes=2)
+    model.learn(256, callback=stop)
+    assert stop.stopped_at is None and model.num_timesteps == 256
+
+
+@pytest.mark.parametrize("reward, episodes", [(float("nan"), 5), ("500", 5), (500.0, 0), (500.0, 2.5), (500.0, True)])
+def test_invalid_stop_settings_are_rejected(reward, episodes) -> None:
+    with pytest.raises(UsageError, match="stop_when_solved"):
+        StopWhenSolved(reward, episodes)
+
+
+def test_stopping_needs_recorded_episodes() -> None:
+    from stable_baselines3.common.vec_env import DummyVecEnv
+    import gymnasium as gym
+
+    bare = PPO("MlpPolicy", DummyVecEnv([lambda: gym.make("CartPole-v1")]), n_steps=32, batch_size=32, device="cpu")
+    with pytest.raises(UsageError, match="no Monitor wrapper"):
+        bare.learn(32, callback=StopWhenSolved(500.0, 5))
+    with pytest.raises(UsageError, match="exceeds the 100 episodes"):
+        _model(normalize=False).learn(32, callback=StopWhenSolved(500.0, 101))

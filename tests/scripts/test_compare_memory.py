@@ -33,6 +33,7 @@ def test_every_task_trains_its_presets(cm) -> None:
             assert p.policy_kwargs == cm._ncp_defaults(task, p.cell), p.name
             assert p.freeze_normalization_after == cm._freeze_after(f"ncp-{p.cell}", task, {}), p.name
             assert p.freeze_reward_normalization == cm._freeze_rewards({}), p.name
+            assert p.stop_when_solved == cm._stop_rule(f"ncp-{p.cell}", task, {}), p.name
 
 
 def _result(policy: str, seed: int, final: float, curve: list[tuple[int, float]]) -> dict:
@@ -99,6 +100,41 @@ def test_freezing_normalization_follows_the_task_the_cell_and_the_override(cm) -
         assert venv.clip_obs == 3.0  # the freezing step is no VecNormalize kwarg: not passed on
     finally:
         venv.close()
+
+
+def test_the_stop_rule_follows_the_task_the_cell_and_the_override(cm) -> None:
+    rule = {"reward": 500, "episodes": 20}
+    task = {cm.STOP: rule, "cell_stop": {"ltc": None}}
+    assert cm._stop_rule("ncp-cfc", task, {}) == rule and cm._stop_rule("lstm", task, {}) == rule
+    assert cm._stop_rule("ncp-ltc", task, {}) is None  # the cell's own setting: never
+    assert cm._stop_rule("ncp-ltc", task, {cm.STOP: {"reward": 1, "episodes": 2}}) == {"reward": 1, "episodes": 2}
+    assert cm._stop_rule("lstm", task, {cm.STOP: None}) is None  # the command line wins
+    assert cm._stop_rule("mlp4", {}, {}) is None
+
+
+def test_a_run_stops_once_its_training_episodes_reach_the_return(cm, tmp_path: Path) -> None:
+    """Easy rule (every one of the last 2 episodes at 5 or more): the run ends long before its budget, is
+    evaluated there, and its JSON says where and by which rule."""
+    rule = {"reward": 5, "episodes": 2}
+    result = cm.train_one("ncp/CartPoleNoVel-v1", "ncp-cfc+stop", 0, 4096, 0, 1, 2, {}, {}, str(tmp_path),
+                          stop={cm.STOP: rule})
+    assert result[cm.STOP] == rule and result["stopped_at"] == result["steps"] < 4096
+    assert [list(point) for point in result["curve"]] == [[result["steps"], result["final"]]]
+    never = cm.train_one("ncp/CartPoleNoVel-v1", "ncp-cfc+nostop", 0, 512, 0, 1, 2, {}, {}, str(tmp_path),
+                         stop={cm.STOP: None})
+    assert cm.STOP not in never and "stopped_at" not in never and never["steps"] >= 512
+
+
+def test_the_stop_option_is_checked_and_needs_a_tag(cm) -> None:
+    assert cm._json_stop('{"reward": 500, "episodes": 20}') == ({"reward": 500, "episodes": 20},)
+    assert cm._json_stop("null") == (None,)
+    import argparse
+
+    for bad in ('{"reward": 500}', '{"reward": 500, "episodes": 0}', "[500, 20]", "{reward: 500}"):
+        with pytest.raises(argparse.ArgumentTypeError, match="stop|JSON"):
+            cm._json_stop(bad)
+    with pytest.raises(SystemExit):
+        cm.main(["--stop", '{"reward": 500, "episodes": 20}', "--report-only"])  # no --tag
 
 
 def test_a_cells_own_hyperparameters_apply_to_that_cell_only(cm) -> None:
