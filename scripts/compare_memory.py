@@ -389,16 +389,34 @@ def train_one(task_id: str, label: str, seed: int, steps: int, eval_freq: int, c
 
 
 def _versions() -> dict[str, str]:
-    """:return: what decides a run's numbers besides its seed and settings: the package versions and the CPU
+    """:return: what decides a run's numbers besides its seed and settings: the package versions, the CPU
     instruction set torch dispatches to (``cpu_capability``: a seed that repeats exactly on one machine gives
-    other numbers on a machine with another, e.g. AVX2 against AVX512; docs/learning.md).
+    other numbers on a machine with another, e.g. AVX2 against AVX512) and the CPU itself (``cpu``: two
+    AVX512 machines of other models gave different numbers too; docs/learning.md).
     """
     from importlib.metadata import version
 
     import torch
 
     return {**{name: version(name) for name in ("torch", "stable_baselines3", "sb3_contrib", "gymnasium", "numpy")},
-            "cpu_capability": str(torch.backends.cpu.get_cpu_capability())}
+            "cpu_capability": str(torch.backends.cpu.get_cpu_capability()), "cpu": _cpu()}
+
+
+def _cpu() -> str:
+    """:return: the CPU's vendor, family and model and its AVX-512 / AMX extensions (Linux's /proc/cpuinfo;
+    elsewhere ``platform.processor()``), e.g. ``"GenuineIntel family 6 model 143; amx_tile avx512f ..."``.
+    """
+    import platform
+
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return platform.processor() or "unknown"
+    first = dict(line.split(":", 1) for line in text.split("\n\n")[0].splitlines() if ":" in line)
+    first = {k.strip(): v.strip() for k, v in first.items()}
+    flags = sorted(f for f in first.get("flags", "").split() if f.startswith(("avx512", "amx")))
+    return (f"{first.get('vendor_id', '?')} family {first.get('cpu family', '?')} model {first.get('model', '?')}"
+            + (f"; {' '.join(flags)}" if flags else ""))
 
 
 def load_results(out: Path, task_id: str, budget: int) -> list[dict[str, Any]]:

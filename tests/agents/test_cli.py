@@ -134,6 +134,20 @@ def test_preset_freezes_the_normalization_statistics_and_resume_keeps_them(tiny_
     assert stats["ret_rms"]["count"] == pytest.approx(128, abs=1e-3)  # all 64 steps'
 
 
+def test_preset_stops_training_once_solved(tiny_preset, tmp_path):
+    """stop_when_solved with an easy return: training ends early, the run is evaluated and checkpointed
+    there, and metrics.json says where."""
+    preset = tmp_path / "stop.yaml"
+    preset.write_text(yaml.safe_dump({**yaml.safe_load(tiny_preset.read_text()),
+                                      "stop_when_solved": {"reward": 5, "episodes": 2}}))
+    out = tmp_path / "run"
+    assert main(["train", "--preset", str(preset), "--out", str(out), "--no-progress-bar", "--steps", "2048"]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["stopped_when_solved_at"] == metrics["num_timesteps"] < 2048
+    assert read_checkpoint_state(out / "model_last.zip")["num_timesteps"] == metrics["num_timesteps"]
+    assert yaml.safe_load((out / "config.yaml").read_text())["stop_when_solved"] == {"reward": 5, "episodes": 2}
+
+
 def _one_line_error(capsys, argv, *needles):
     assert main(argv) == 2
     captured = capsys.readouterr()

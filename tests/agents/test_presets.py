@@ -53,6 +53,9 @@ def test_select_preset_by_env_and_cell():
     ({"algo": "PPO", "freeze_normalization_after": 5000}, r"freeze_normalization_after=5000 needs normalize"),
     ({"algo": "PPO", "normalize": True, "freeze_normalization_after": 5000, "freeze_reward_normalization": "no"},
      r"freeze_reward_normalization='no' must be true or false"),
+    ({"algo": "PPO", "stop_when_solved": 500}, r"stop_when_solved=500 must be null or a mapping \{reward: "),
+    ({"algo": "PPO", "stop_when_solved": {"reward": 500}}, r"stop_when_solved=.* must be null or a mapping"),
+    ({"algo": "PPO", "stop_when_solved": {"reward": 500, "episodes": 0}}, r"episodes=0 must be a positive number"),
     ({"env": "CartPole-v1"}, r"has no 'algo'"),
 ])
 def test_invalid_presets_give_one_line_errors(data, match):

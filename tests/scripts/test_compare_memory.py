@@ -291,3 +291,4 @@ def test_a_run_records_what_decides_its_numbers(cm) -> None:
     versions = cm._versions()
     assert versions["cpu_capability"] == torch.backends.cpu.get_cpu_capability() != ""
     assert versions["stable_baselines3"] == stable_baselines3.__version__
+    assert versions["cpu"] and "model" in versions["cpu"] or sys.platform != "linux"
