@@ -20,7 +20,9 @@ def test_cartpole_preset_is_rl_zoo_with_a_longer_horizon():
     assert p.hyperparams == {"n_steps": 32, "batch_size": 256, "n_epochs": 20, "gamma": 0.995, "gae_lambda": 0.8,
                              "learning_rate": "lin_1e-3", "clip_range": "lin_0.2", "ent_coef": 0.0}
     assert p.normalize and p.cell == "cfc"
+    assert p.stop_when_solved == {"reward": 500, "episodes": 20}  # a full-length episode, 20 in a row
     assert load_preset("cartpole_novel_ltc").cell == "ltc"
+    assert load_preset("cartpole_novel_ltc").stop_when_solved is None  # no change on 35 seeds: not adopted
     pend = load_preset("pendulum_novel_cfc")
     assert (pend.n_envs, pend.hyperparams["n_steps"], pend.hyperparams["gamma"], pend.hyperparams["n_epochs"]) == (4, 1024, 0.9, 10)
 
