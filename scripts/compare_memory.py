@@ -416,8 +416,8 @@ def _cpu() -> str:
         text = Path("/proc/cpuinfo").read_text()
     except OSError:
         return platform.processor() or "unknown"
-    first = dict(line.split(":", 1) for line in text.split("\n\n")[0].splitlines() if ":" in line)
-    first = {k.strip(): v.strip() for k, v in first.items()}
+    pairs = (line.split(":", 1) for line in text.split("\n\n")[0].splitlines() if ":" in line)
+    first = {key.strip(): value.strip() for key, value in pairs}  # the first processor's entries
     flags = sorted(f for f in first.get("flags", "").split() if f.startswith(("avx512", "amx")))
     return (f"{first.get('vendor_id', '?')} family {first.get('cpu family', '?')} model {first.get('model', '?')}"
             + (f"; {' '.join(flags)}" if flags else ""))
