@@ -1,9 +1,12 @@
 """Training callbacks shared by ``ncp train`` and the comparison script."""
 from __future__ import annotations
 
+from typing import Any, Callable
+
 import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback
-from stable_baselines3.common.vec_env import VecEnv, VecNormalize
+from stable_baselines3.common.evaluation import evaluate_policy
+from stable_baselines3.common.vec_env import VecEnv, VecNormalize, sync_envs_normalization
 
 from .build import find_vecnormalize
 from .errors import UsageError
@@ -150,3 +153,71 @@ class StopWhenSolved(BaseCallback):
         if buffer is None or len(buffer) < self.episodes:
             return False
         return all(info["r"] >= self.reward for info in list(buffer)[-self.episodes:])
+
+
+class StopWhenEvaluationSolved(BaseCallback):
+    """End training once a periodic deterministic evaluation has each of its ``episodes`` return at least
+    ``reward``.
+
+    The evaluation counterpart of :class:`StopWhenSolved`, for policies whose greedy actions solve a task
+    before their sampled ones do: on CartPoleNoVel an LTC actor often evaluated at 500 for several
+    checkpoints while its training episodes, with sampled actions, fell short, and then lost it
+    (``docs/learning.md``). Every ``eval_freq`` env steps it runs ``episodes`` episodes on ``eval_env``
+    with deterministic actions (VecNormalize statistics copied from the training env first). The
+    evaluation env is seeded once, when it is made, so each check sees new start states; give it a seed
+    of its own, not that of the evaluation a run is finally scored on, or the score would be chosen on
+    the episodes it reports. Evaluation episodes are not training steps: ``num_timesteps`` does not count
+    them.
+
+    :param eval_env: the env to evaluate on (its VecNormalize, if any, frozen: ``training=False``)
+    :param reward: the return each evaluation episode must reach
+    :param episodes: evaluation episodes per check
+    :param eval_freq: check every this many env steps (counted over all training envs)
+    :param verbose: 1: print a line when training stops
+    :raises UsageError: on invalid values
+    """
+
+    def __init__(self, eval_env: VecEnv, reward: float, episodes: int, eval_freq: int, verbose: int = 0) -> None:
+        super().__init__(verbose)
+        StopWhenSolved(reward, episodes)  # the same checks of reward and episodes
+        if isinstance(eval_freq, bool) or not isinstance(eval_freq, int) or eval_freq < 1:
+            raise UsageError(f"stop_when_solved on evaluation needs a positive eval_freq (env steps between "
+                             f"checks), got {eval_freq!r}")
+        self.eval_env, self.reward, self.episodes, self.eval_freq = eval_env, float(reward), episodes, eval_freq
+        self.next_check = eval_freq
+        self.stopped_at: int | None = None
+        self.last_returns: list[float] = []
+
+    def _on_step(self) -> bool:
+        if self.num_timesteps < self.next_check:
+            return True
+        while self.next_check <= self.num_timesteps:
+            self.next_check += self.eval_freq
+        sync_envs_normalization(self.training_env, self.eval_env)
+        returns, _ = evaluate_policy(self.model, self.eval_env, n_eval_episodes=self.episodes, deterministic=True,
+                                     return_episode_rewards=True, warn=False)
+        self.last_returns = [float(r) for r in returns]
+        if min(self.last_returns) >= self.reward:
+            self.stopped_at = int(self.num_timesteps)
+            if self.verbose:
+                print(f"Stopping at {self.num_timesteps} steps: {self.episodes} evaluation episodes each returned "
+                      f">= {self.reward:g}")
+            return False
+        return True
+
+
+def stop_callback(rule: dict[str, Any], make_eval_env: Callable[[], VecEnv], eval_freq: int,
+                  verbose: int = 0) -> StopWhenSolved | StopWhenEvaluationSolved:
+    """Build the callback of a ``stop_when_solved`` rule (``agents.presets.check_stop_when_solved``).
+
+    :param rule: ``{"reward", "episodes"}`` and optionally ``"on"``: ``"training"`` (default) or ``"evaluation"``
+    :param make_eval_env: called only for ``on: evaluation``: the env to evaluate on, seeded apart from any
+        other evaluation of the run
+    :param eval_freq: env steps between evaluations (``on: evaluation``)
+    :param verbose: 1: print a line when training stops
+    :return: :class:`StopWhenSolved` or :class:`StopWhenEvaluationSolved`
+    """
+    kwargs = {k: v for k, v in rule.items() if k != "on"}
+    if rule.get("on", "training") == "evaluation":
+        return StopWhenEvaluationSolved(make_eval_env(), eval_freq=eval_freq, verbose=verbose, **kwargs)
+    return StopWhenSolved(verbose=verbose, **kwargs)

@@ -10,7 +10,9 @@ A preset file holds::
     freeze_normalization_after: 80000   # env steps after which VecNormalize stops updating (null: never)
     freeze_reward_normalization: true   # false: that freeze leaves the return statistics updating
     stop_when_solved: {reward: 500, episodes: 20}   # end training once the last 20 training episodes each
-                                  # returned >= 500 (null: always train the whole budget)
+                                  # returned >= 500 (null: always train the whole budget); with
+                                  # on: evaluation, once 20 deterministic evaluation episodes (every
+                                  # eval_freq steps, start states of their own) each did
     frame_stack: null             # n frames for NCPExtractor with non-recurrent algos
     hyperparams: {...}            # algorithm kwargs; "lin_1e-3" = linear schedule from 1e-3
     policy_kwargs: {...}          # NCP policy / extractor kwargs (cell, units, ...)
@@ -32,6 +34,7 @@ from .algos import ALGOS, CELLS
 from .errors import UsageError, unknown
 
 DEFAULT_PRESET = "default"
+STOP_ON = ("training", "evaluation")  # what stop_when_solved reads (its "on"; the first is the default)
 
 
 @dataclass
@@ -49,8 +52,10 @@ class Preset:
     :param freeze_reward_normalization: whether that freeze covers the return statistics (reward scaling)
         as well as the observation statistics; False: only the observations'
     :param stop_when_solved: ``{"reward": r, "episodes": n}``: training ends once the last ``n`` finished
-        training episodes each returned at least ``r`` (:class:`agents.callbacks.StopWhenSolved`), or None to
-        always train the whole budget
+        training episodes each returned at least ``r`` (:class:`agents.callbacks.StopWhenSolved`); with
+        ``"on": "evaluation"``, once ``n`` deterministic evaluation episodes, run every ``eval_freq`` env
+        steps on start states of their own, each did (:class:`agents.callbacks.StopWhenEvaluationSolved`);
+        or None to always train the whole budget
     :param frame_stack: frames stacked for the NCPExtractor of non-recurrent algorithms, or None
     :param hyperparams: algorithm keyword arguments (schedules as ``lin_<float>``)
     :param policy_kwargs: NCP policy / extractor keyword arguments
@@ -155,19 +160,25 @@ class Preset:
 
 
 def check_stop_when_solved(value: Any, where: str = "stop_when_solved") -> None:
-    """Check a ``stop_when_solved`` setting: a mapping ``{"reward": number, "episodes": positive int}``.
+    """Check a ``stop_when_solved`` setting: a mapping ``{"reward": number, "episodes": positive int}``, with
+    optionally ``"on": "training"`` (the default: the latest training episodes, :class:`StopWhenSolved`) or
+    ``"evaluation"`` (a periodic deterministic evaluation of that many episodes,
+    :class:`StopWhenEvaluationSolved`).
 
     :param value: the setting
     :param where: what to name in the error (the preset)
     :raises UsageError: when it is not such a mapping
     """
-    if not isinstance(value, dict) or set(value) != {"reward", "episodes"}:
+    if not isinstance(value, dict) or not {"reward", "episodes"} <= set(value) <= {"reward", "episodes", "on"}:
         raise UsageError(f"{where}: stop_when_solved={value!r} must be null or a mapping "
-                         "{reward: <return>, episodes: <count>}, e.g. {reward: 500, episodes: 20}")
+                         "{reward: <return>, episodes: <count>[, on: training|evaluation]}, e.g. "
+                         "{reward: 500, episodes: 20}")
+    if value.get("on", STOP_ON[0]) not in STOP_ON:
+        raise UsageError(f"{where}: stop_when_solved on={value['on']!r} must be one of {list(STOP_ON)}")
     from .callbacks import StopWhenSolved
 
     try:
-        StopWhenSolved(**value)
+        StopWhenSolved(value["reward"], value["episodes"])
     except UsageError as err:
         raise UsageError(f"{where}: {err}") from None
 

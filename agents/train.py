@@ -17,7 +17,7 @@ from stable_baselines3.common.vec_env import VecEnv, sync_envs_normalization
 
 from .algos import CELLS
 from .build import build_model, check_env_id, check_spaces, find_vecnormalize, make_venv, resolve_policy
-from .callbacks import FreezeNormalization, StopWhenSolved, freeze_if_due
+from .callbacks import FreezeNormalization, StopWhenEvaluationSolved, freeze_if_due, stop_callback
 from .checkpoint import atomic_write_bytes, atomic_write_text, read_checkpoint_state, restore_vecnormalize, \
     save_checkpoint, vecnormalize_state
 from .errors import UsageError, unknown
@@ -26,6 +26,7 @@ from .runs import BEST, CONFIG, EVALUATIONS, LAST, METRICS, TB, VECNORM, read_co
 
 DEVICES = ("cpu", "cuda", "auto")
 EVAL_SEED_OFFSET = 10_000
+STOP_EVAL_SEED_OFFSET = 20_000  # stop_when_solved on evaluation: start states apart from the checkpoints' evaluation
 
 
 class EvalCheckpointCallback(BaseCallback):
@@ -248,7 +249,8 @@ def train(env_id: str | None = None, preset: str | None = None, cell: str | None
         callbacks.insert(0, freeze)
     stop = None
     if config.get("stop_when_solved") is not None:
-        stop = StopWhenSolved(**config["stop_when_solved"], verbose=verbose)
+        stop = stop_callback(config["stop_when_solved"], lambda: make_venv(
+            config, n_envs=1, seed=seed + STOP_EVAL_SEED_OFFSET, training=False), int(config["eval_freq"]), verbose)
         callbacks.append(stop)
     t0 = time.perf_counter()
     try:
@@ -272,4 +274,6 @@ def train(env_id: str | None = None, preset: str | None = None, cell: str | None
                "wall_time_s": round(wall, 2), "steps_per_s": round((model.num_timesteps - start_steps) / wall, 1)}
     atomic_write_text(run_dir / METRICS, json.dumps(metrics, indent=2))
     venv.close(), eval_env.close()
+    if isinstance(stop, StopWhenEvaluationSolved):
+        stop.eval_env.close()
     return run_dir

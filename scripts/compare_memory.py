@@ -35,6 +35,8 @@ Usage::
     python scripts/compare_memory.py --policies lstm --normalize '{"freeze_normalization_after": 50000}' --tag frz50k
     # training that ends once its last 20 training episodes each returned 500 (every policy, own name):
     python scripts/compare_memory.py --policies lstm --stop '{"reward": 500, "episodes": 20}' --tag stop
+    # ... once 10 deterministic evaluation episodes (every --eval-freq steps, start states of their own) each did:
+    python scripts/compare_memory.py --policies lstm --stop '{"reward": 500, "episodes": 10, "on": "evaluation"}' --tag evs
     # the tables of docs/learning.md, from the stored runs:
     python scripts/compare_memory.py --fill-docs docs/learning.md
 
@@ -133,6 +135,7 @@ TASKS: dict[str, dict[str, Any]] = {
 }
 EVAL_SEED = 10_000
 EVAL_ENVS = 10
+STOP_EVAL_SEED = 20_000  # a stop rule on evaluation evaluates on start states of its own, not the final evaluation's
 
 
 def short(task: str) -> str:
@@ -221,7 +224,7 @@ def _freeze_rewards(normalize: dict[str, Any]) -> bool:
 
 
 def _stop_rule(policy: str, task: dict[str, Any], override: dict[str, Any]) -> dict[str, Any] | None:
-    """:return: the run's ``stop_when_solved`` rule (``{"reward", "episodes"}``), or None (train the whole
+    """:return: the run's ``stop_when_solved`` rule (``{"reward", "episodes"[, "on"]}``), or None (train the whole
     budget): ``override[STOP]`` when given (None there: never stop), else the cell's own setting
     (``cell_stop``), else the task's (``STOP``, as its presets).
 
@@ -323,7 +326,7 @@ def train_one(task_id: str, label: str, seed: int, steps: int, eval_freq: int, c
     from stable_baselines3.common.vec_env import sync_envs_normalization
 
     import envs  # noqa: F401  (registers the ncp/ tasks)
-    from agents.callbacks import FreezeNormalization, StopWhenSolved
+    from agents.callbacks import FreezeNormalization, StopWhenEvaluationSolved, stop_callback
 
     torch.set_num_threads(1)
     policy = label.split("+")[0]
@@ -364,7 +367,12 @@ def train_one(task_id: str, label: str, seed: int, steps: int, eval_freq: int, c
     if freeze is not None:
         callbacks.insert(0, FreezeNormalization(freeze, rewards=_freeze_rewards(normalize)))
     rule = _stop_rule(policy, task, stop or {})
-    stopper = StopWhenSolved(**rule) if rule is not None else None
+    stopper = None
+    if rule is not None:
+        if rule.get("on") == "evaluation" and not eval_freq:
+            raise ValueError("a stop rule on evaluation checks every --eval-freq env steps; give --eval-freq > 0")
+        stopper = stop_callback(rule, lambda: _make_venv(task_id, task, policy, hyperparams, EVAL_ENVS, STOP_EVAL_SEED,
+                                                         training=False, normalize=normalize), eval_freq)
     if stopper is not None:
         callbacks.append(stopper)  # after the curve point of the same step
     start = time.perf_counter()
@@ -376,6 +384,8 @@ def train_one(task_id: str, label: str, seed: int, steps: int, eval_freq: int, c
     curve.append((int(model.num_timesteps), final))
     venv.close()
     eval_env.close()
+    if isinstance(stopper, StopWhenEvaluationSolved):
+        stopper.eval_env.close()
     result = {"task": task_id, "policy": label, "seed": seed, "budget": steps, "final": final, "returns": returns,
               "params": int(params), "steps": int(model.num_timesteps), "train_wall_s": wall,
               "steps_per_s": model.num_timesteps / wall, "curve": curve,
@@ -640,8 +650,9 @@ def main(argv: list[str] | None = None) -> None:
                         '(null: never)')
     parser.add_argument("--stop", type=_json_stop, default=None, metavar="JSON",
                         help='every policy\'s stop rule: training ends once its last <episodes> training episodes each '
-                        'returned <reward> or more, e.g. \'{"reward": 500, "episodes": 20}\' (null: never stop; default: '
-                        'the task\'s presets\')')
+                        'returned <reward> or more, e.g. \'{"reward": 500, "episodes": 20}\'; with "on": "evaluation", once '
+                        '<episodes> deterministic evaluation episodes every --eval-freq steps (start states apart from '
+                        'the final evaluation\'s) each did (null: never stop; default: the task\'s presets\')')
     parser.add_argument("--tag", default="", help="suffix of the variant's labels: the NCP policies', and every policy's with --hyper, "
                         "--normalize or --stop "
                         "(required with overrides)")

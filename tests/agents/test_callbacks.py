@@ -1,5 +1,6 @@
 """FreezeNormalization: VecNormalize statistics stop at the given step, are still applied, and resume frozen.
-StopWhenSolved: training ends once the latest training episodes all reach the return, and only then."""
+StopWhenSolved: training ends once the latest training episodes all reach the return, and only then.
+StopWhenEvaluationSolved: the same on a periodic deterministic evaluation of its own."""
 from __future__ import annotations
 
 from copy import deepcopy
@@ -11,7 +12,8 @@ from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.vec_env import VecNormalize
 
-from agents.callbacks import FreezeNormalization, StopWhenSolved, freeze_if_due
+from agents.callbacks import (FreezeNormalization, StopWhenEvaluationSolved, StopWhenSolved, freeze_if_due,
+                              stop_callback)
 from agents.errors import UsageError
 
 
@@ -150,3 +152,62 @@ def test_stopping_needs_recorded_episodes() -> None:
         bare.learn(32, callback=StopWhenSolved(500.0, 5))
     with pytest.raises(UsageError, match="exceeds the 100 episodes"):
         _model(normalize=False).learn(32, callback=StopWhenSolved(500.0, 101))
+
+
+class _Evaluations(StopWhenEvaluationSolved):
+    """Records the step and returns of every check."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.checks: list[tuple[int, list[float]]] = []
+
+    def _on_step(self) -> bool:
+        before = self.next_check
+        go_on = super()._on_step()
+        if self.next_check != before:
+            self.checks.append((int(self.num_timesteps), list(self.last_returns)))
+        return go_on
+
+
+def test_training_stops_at_the_first_evaluation_whose_episodes_all_reach_the_return() -> None:
+    model = _model(normalize=False)
+    stop = _Evaluations(make_vec_env("CartPole-v1", n_envs=1, seed=123), reward=60.0, episodes=3, eval_freq=128)
+    model.learn(8192, callback=stop)
+    assert stop.stopped_at is not None and stop.stopped_at == model.num_timesteps < 8192
+    steps = [step for step, _ in stop.checks]
+    assert steps == [128 * (i + 1) for i in range(len(steps))] and steps[-1] == stop.stopped_at  # every 128 steps
+    assert len(stop.checks[-1][1]) == 3 and min(stop.checks[-1][1]) >= 60.0
+    assert all(min(returns) < 60.0 for _, returns in stop.checks[:-1]) and len(stop.checks) > 1
+
+
+def test_an_evaluation_rule_never_met_trains_the_whole_budget_and_checks_on_new_start_states() -> None:
+    model = _model()
+    stop = _Evaluations(VecNormalize(make_vec_env("CartPole-v1", n_envs=1, seed=123), training=False),
+                        reward=10_000.0, episodes=2, eval_freq=64)
+    model.learn(256, callback=stop)
+    assert stop.stopped_at is None and model.num_timesteps == 256 and len(stop.checks) == 4
+    # the evaluation env's statistics are the training env's at each check
+    np.testing.assert_array_equal(stop.eval_env.obs_rms.mean, model.get_env().obs_rms.mean)
+
+
+@pytest.mark.parametrize("kwargs, needle", [({"reward": float("nan")}, "reward"), ({"episodes": 0}, "episodes"),
+                                            ({"eval_freq": 0}, "eval_freq"), ({"eval_freq": 2.5}, "eval_freq")])
+def test_invalid_evaluation_stop_settings_are_rejected(kwargs, needle) -> None:
+    settings = {"reward": 500.0, "episodes": 5, "eval_freq": 1000, **kwargs}
+    with pytest.raises(UsageError, match=needle):
+        StopWhenEvaluationSolved(make_vec_env("CartPole-v1", n_envs=1), **settings)
+
+
+def test_the_rule_picks_its_callback_and_makes_an_env_only_for_evaluation() -> None:
+    made: list[int] = []
+
+    def make_env():
+        made.append(1)
+        return make_vec_env("CartPole-v1", n_envs=1)
+
+    training = stop_callback({"reward": 5, "episodes": 2}, make_env, 100)
+    assert type(training) is StopWhenSolved and not made
+    assert type(stop_callback({"reward": 5, "episodes": 2, "on": "training"}, make_env, 100)) is StopWhenSolved
+    evaluation = stop_callback({"reward": 5, "episodes": 2, "on": "evaluation"}, make_env, 100)
+    assert isinstance(evaluation, StopWhenEvaluationSolved) and made == [1]
+    assert (evaluation.reward, evaluation.episodes, evaluation.eval_freq) == (5.0, 2, 100)

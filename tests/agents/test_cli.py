@@ -148,6 +148,18 @@ def test_preset_stops_training_once_solved(tiny_preset, tmp_path):
     assert yaml.safe_load((out / "config.yaml").read_text())["stop_when_solved"] == {"reward": 5, "episodes": 2}
 
 
+def test_preset_stops_training_once_an_evaluation_is_solved(tiny_preset, tmp_path):
+    """stop_when_solved on evaluation with an easy return: training ends at the first evaluation."""
+    base = yaml.safe_load(tiny_preset.read_text())
+    preset = tmp_path / "stop_eval.yaml"
+    preset.write_text(yaml.safe_dump({**base, "eval_freq": 256,
+                                      "stop_when_solved": {"reward": 5, "episodes": 2, "on": "evaluation"}}))
+    out = tmp_path / "run"
+    assert main(["train", "--preset", str(preset), "--out", str(out), "--no-progress-bar", "--steps", "4096"]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["stopped_when_solved_at"] == metrics["num_timesteps"] == 256  # the first evaluation passes
+
+
 def _one_line_error(capsys, argv, *needles):
     assert main(argv) == 2
     captured = capsys.readouterr()

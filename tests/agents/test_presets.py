@@ -58,6 +58,9 @@ def test_select_preset_by_env_and_cell():
     ({"algo": "PPO", "stop_when_solved": 500}, r"stop_when_solved=500 must be null or a mapping \{reward: "),
     ({"algo": "PPO", "stop_when_solved": {"reward": 500}}, r"stop_when_solved=.* must be null or a mapping"),
     ({"algo": "PPO", "stop_when_solved": {"reward": 500, "episodes": 0}}, r"episodes=0 must be a positive number"),
+    ({"algo": "PPO", "stop_when_solved": {"reward": 500, "episodes": 5, "on": "eval"}},
+     r"on='eval' must be one of \['training', 'evaluation'\]"),
+    ({"algo": "PPO", "stop_when_solved": {"reward": 500, "episodes": 5, "every": 3}}, r"must be null or a mapping"),
     ({"env": "CartPole-v1"}, r"has no 'algo'"),
 ])
 def test_invalid_presets_give_one_line_errors(data, match):

@@ -125,12 +125,26 @@ def test_a_run_stops_once_its_training_episodes_reach_the_return(cm, tmp_path: P
     assert cm.STOP not in never and "stopped_at" not in never and never["steps"] >= 512
 
 
+def test_a_run_stops_once_an_evaluation_of_its_own_reaches_the_return(cm, tmp_path: Path) -> None:
+    """Rule on evaluation: checked at the curve's steps, on start states apart from the final evaluation's."""
+    rule = {"reward": 5, "episodes": 2, "on": "evaluation"}
+    result = cm.train_one("ncp/CartPoleNoVel-v1", "ncp-cfc+evs", 0, 4096, 512, 1, 2, {}, {}, str(tmp_path),
+                          stop={cm.STOP: rule})
+    assert result[cm.STOP] == rule and result["stopped_at"] == result["steps"] == 512  # the first check passes
+    assert cm.STOP_EVAL_SEED != cm.EVAL_SEED
+    with pytest.raises(ValueError, match="--eval-freq"):
+        cm.train_one("ncp/CartPoleNoVel-v1", "ncp-cfc+evs", 0, 512, 0, 1, 2, {}, {}, str(tmp_path),
+                     stop={cm.STOP: rule})
+
+
 def test_the_stop_option_is_checked_and_needs_a_tag(cm) -> None:
     assert cm._json_stop('{"reward": 500, "episodes": 20}') == ({"reward": 500, "episodes": 20},)
     assert cm._json_stop("null") == (None,)
     import argparse
 
-    for bad in ('{"reward": 500}', '{"reward": 500, "episodes": 0}', "[500, 20]", "{reward: 500}"):
+    assert cm._json_stop('{"reward": 500, "episodes": 10, "on": "evaluation"}')[0]["on"] == "evaluation"
+    for bad in ('{"reward": 500}', '{"reward": 500, "episodes": 0}', "[500, 20]", "{reward: 500}",
+                '{"reward": 500, "episodes": 10, "on": "eval"}'):
         with pytest.raises(argparse.ArgumentTypeError, match="stop|JSON"):
             cm._json_stop(bad)
     with pytest.raises(SystemExit):
