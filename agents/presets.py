@@ -146,6 +146,10 @@ class Preset:
         if not isinstance(self.freeze_reward_normalization, bool):
             raise UsageError(f"{where}: freeze_reward_normalization={self.freeze_reward_normalization!r} must be "
                              "true or false")
+        if isinstance(self.stop_when_solved, dict) and True in self.stop_when_solved:
+            # YAML 1.1 reads an unquoted `on:` key as the boolean true: take it as the "on" it was written as
+            self.stop_when_solved = {("on" if key is True else key): value
+                                     for key, value in self.stop_when_solved.items()}
         if self.stop_when_solved is not None:
             check_stop_when_solved(self.stop_when_solved, where)
         for key, value in (("hyperparams", self.hyperparams), ("policy_kwargs", self.policy_kwargs)):

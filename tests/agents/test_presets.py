@@ -22,9 +22,18 @@ def test_cartpole_preset_is_rl_zoo_with_a_longer_horizon():
     assert p.normalize and p.cell == "cfc"
     assert p.stop_when_solved == {"reward": 500, "episodes": 20}  # a full-length episode, 20 in a row
     assert load_preset("cartpole_novel_ltc").cell == "ltc"
-    assert load_preset("cartpole_novel_ltc").stop_when_solved is None  # no change on 35 seeds: not adopted
+    ltc = load_preset("cartpole_novel_ltc")  # a memory cell, and a stop on a greedy evaluation (sixteenth sitting)
+    assert ltc.stop_when_solved == {"reward": 500, "episodes": 10, "on": "evaluation"}
+    assert ltc.policy_kwargs["mixed_memory"] and not ltc.policy_kwargs["critic_mixed_memory"]
     pend = load_preset("pendulum_novel_cfc")
     assert (pend.n_envs, pend.hyperparams["n_steps"], pend.hyperparams["gamma"], pend.hyperparams["n_epochs"]) == (4, 1024, 0.9, 10)
+
+
+def test_an_unquoted_on_key_in_yaml_reads_as_on(tmp_path):
+    """YAML 1.1 parses `on:` as the boolean true; the preset takes it as the key it was written as."""
+    path = tmp_path / "p.yaml"
+    path.write_text("algo: PPO\nstop_when_solved: {reward: 500, episodes: 10, on: evaluation}\n")
+    assert load_preset(str(path)).stop_when_solved == {"reward": 500, "episodes": 10, "on": "evaluation"}
 
 
 def test_linear_schedule_values():
