@@ -74,7 +74,8 @@ STOP = "stop_when_solved"  # preset key: {"reward", "episodes"}: training ends o
 # every other policy trains with, "cell_policy_kwargs" ({cell: {...}}) where its policy kwargs depart from
 # the CfC preset's, "cell_freeze" ({cell: steps}) where it departs from the task's FREEZE (VecNormalize
 # statistics frozen after that many env steps; absent: never), "cell_stop" ({cell: rule}) where it departs
-# from the task's STOP (training ends once its latest training episodes all reach a return; absent: never). A test holds the presets to this table.
+# from the task's STOP (training ends once its latest training episodes, or with "on": "evaluation" a greedy
+# evaluation of its own, all reach a return; absent: never). A test holds the presets to this table.
 TASKS: dict[str, dict[str, Any]] = {
     # γ 0.995 instead of RL Zoo's 0.98: every NCP seed solved with it (docs/learning.md); the runs with
     # RL Zoo's exact settings are kept under the "+rlzoo" labels.
