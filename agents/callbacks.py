@@ -1,6 +1,7 @@
 """Training callbacks shared by ``ncp train`` and the comparison script."""
 from __future__ import annotations
 
+import copy
 from typing import Any, Callable
 
 import numpy as np
@@ -169,48 +170,103 @@ class StopWhenEvaluationSolved(BaseCallback):
     the episodes it reports. Evaluation episodes are not training steps: ``num_timesteps`` does not count
     them.
 
+    With ``restore_best``, a run the rule never ends keeps the best it reached: each check whose mean return
+    is at least the best so far keeps a copy of the policy's weights and the training env's VecNormalize
+    statistics, and at the end of training the final weights are evaluated too and replaced by the kept
+    ones when those did strictly better (``restored_from`` then names the check's env step).
+
     :param eval_env: the env to evaluate on (its VecNormalize, if any, frozen: ``training=False``)
     :param reward: the return each evaluation episode must reach
     :param episodes: evaluation episodes per check
     :param eval_freq: check every this many env steps (counted over all training envs)
-    :param verbose: 1: print a line when training stops
+    :param restore_best: when the rule never ends training, end it with the weights and statistics of the best
+        check (the final weights included)
+    :param verbose: 1: print a line when training stops or weights are restored
     :raises UsageError: on invalid values
     """
 
-    def __init__(self, eval_env: VecEnv, reward: float, episodes: int, eval_freq: int, verbose: int = 0) -> None:
+    def __init__(self, eval_env: VecEnv, reward: float, episodes: int, eval_freq: int, restore_best: bool = False,
+                 verbose: int = 0) -> None:
         super().__init__(verbose)
         StopWhenSolved(reward, episodes)  # the same checks of reward and episodes
         if isinstance(eval_freq, bool) or not isinstance(eval_freq, int) or eval_freq < 1:
             raise UsageError(f"stop_when_solved on evaluation needs a positive eval_freq (env steps between "
                              f"checks), got {eval_freq!r}")
+        if not isinstance(restore_best, bool):
+            raise UsageError(f"stop_when_solved restore_best={restore_best!r} must be true or false")
         self.eval_env, self.reward, self.episodes, self.eval_freq = eval_env, float(reward), episodes, eval_freq
+        self.restore_best = restore_best
         self.next_check = eval_freq
         self.stopped_at: int | None = None
+        self.restored_from: int | None = None
         self.last_returns: list[float] = []
+        self.best_mean = -np.inf
+        self._best: tuple[int, dict[str, Any], dict[str, Any]] | None = None  # (step, policy weights, statistics)
+
+    def _evaluate(self) -> list[float]:
+        sync_envs_normalization(self.training_env, self.eval_env)
+        returns, _ = evaluate_policy(self.model, self.eval_env, n_eval_episodes=self.episodes, deterministic=True,
+                                     return_episode_rewards=True, warn=False)
+        self.last_returns = [float(r) for r in returns]
+        return self.last_returns
 
     def _on_step(self) -> bool:
         if self.num_timesteps < self.next_check:
             return True
         while self.next_check <= self.num_timesteps:
             self.next_check += self.eval_freq
-        sync_envs_normalization(self.training_env, self.eval_env)
-        returns, _ = evaluate_policy(self.model, self.eval_env, n_eval_episodes=self.episodes, deterministic=True,
-                                     return_episode_rewards=True, warn=False)
-        self.last_returns = [float(r) for r in returns]
-        if min(self.last_returns) >= self.reward:
+        returns = self._evaluate()
+        if min(returns) >= self.reward:
             self.stopped_at = int(self.num_timesteps)
             if self.verbose:
                 print(f"Stopping at {self.num_timesteps} steps: {self.episodes} evaluation episodes each returned "
                       f">= {self.reward:g}")
             return False
+        if self.restore_best and float(np.mean(returns)) >= self.best_mean:  # a tie goes to the later check
+            self.best_mean = float(np.mean(returns))
+            self._best = (int(self.num_timesteps), _clone(self.model.policy.state_dict()),
+                          _normalization_state(self.training_env))
         return True
+
+    def _on_training_end(self) -> None:
+        if not self.restore_best or self.stopped_at is not None or self._best is None:
+            return
+        final_mean = float(np.mean(self._evaluate()))
+        if self.best_mean <= final_mean:
+            return
+        step, weights, statistics = self._best
+        self.model.policy.load_state_dict(weights)
+        _set_normalization_state(self.training_env, statistics)
+        self.restored_from = step
+        if self.verbose:
+            print(f"Restored the weights of the check at {step} steps (mean evaluation return {self.best_mean:g}, "
+                  f"the final weights {final_mean:g})")
+
+
+def _clone(state: dict[str, Any]) -> dict[str, Any]:
+    """:return: a copy of a ``state_dict`` that later updates of the module leave alone."""
+    return {name: tensor.detach().clone() for name, tensor in state.items()}
+
+
+def _normalization_state(venv: VecEnv) -> dict[str, Any]:
+    """:return: copies of a VecNormalize's running statistics (empty when ``venv`` has none)."""
+    norm = find_vecnormalize(venv)
+    return {} if norm is None else {"obs_rms": copy.deepcopy(norm.obs_rms), "ret_rms": copy.deepcopy(norm.ret_rms)}
+
+
+def _set_normalization_state(venv: VecEnv, state: dict[str, Any]) -> None:
+    """Put back statistics taken by :func:`_normalization_state`."""
+    norm = find_vecnormalize(venv)
+    if norm is not None and state:
+        norm.obs_rms, norm.ret_rms = copy.deepcopy(state["obs_rms"]), copy.deepcopy(state["ret_rms"])
 
 
 def stop_callback(rule: dict[str, Any], make_eval_env: Callable[[], VecEnv], eval_freq: int,
                   verbose: int = 0) -> StopWhenSolved | StopWhenEvaluationSolved:
     """Build the callback of a ``stop_when_solved`` rule (``agents.presets.check_stop_when_solved``).
 
-    :param rule: ``{"reward", "episodes"}`` and optionally ``"on"``: ``"training"`` (default) or ``"evaluation"``
+    :param rule: ``{"reward", "episodes"}`` and optionally ``"on"``: ``"training"`` (default) or ``"evaluation"``,
+        and with ``"evaluation"`` optionally ``"restore_best"`` (:class:`StopWhenEvaluationSolved`)
     :param make_eval_env: called only for ``on: evaluation``: the env to evaluate on, seeded apart from any
         other evaluation of the run
     :param eval_freq: env steps between evaluations (``on: evaluation``)

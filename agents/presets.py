@@ -167,18 +167,26 @@ def check_stop_when_solved(value: Any, where: str = "stop_when_solved") -> None:
     """Check a ``stop_when_solved`` setting: a mapping ``{"reward": number, "episodes": positive int}``, with
     optionally ``"on": "training"`` (the default: the latest training episodes, :class:`StopWhenSolved`) or
     ``"evaluation"`` (a periodic deterministic evaluation of that many episodes,
-    :class:`StopWhenEvaluationSolved`).
+    :class:`StopWhenEvaluationSolved`), and with ``"evaluation"`` optionally ``"restore_best": true|false``
+    (a run the rule never ends keeps the weights of its best check).
 
     :param value: the setting
     :param where: what to name in the error (the preset)
     :raises UsageError: when it is not such a mapping
     """
-    if not isinstance(value, dict) or not {"reward", "episodes"} <= set(value) <= {"reward", "episodes", "on"}:
+    if not isinstance(value, dict) or not {"reward", "episodes"} <= set(value) <= {"reward", "episodes", "on",
+                                                                                    "restore_best"}:
         raise UsageError(f"{where}: stop_when_solved={value!r} must be null or a mapping "
-                         "{reward: <return>, episodes: <count>[, on: training|evaluation]}, e.g. "
-                         "{reward: 500, episodes: 20}")
+                         "{reward: <return>, episodes: <count>[, on: training|evaluation][, restore_best: true]}, "
+                         "e.g. {reward: 500, episodes: 20}")
     if value.get("on", STOP_ON[0]) not in STOP_ON:
         raise UsageError(f"{where}: stop_when_solved on={value['on']!r} must be one of {list(STOP_ON)}")
+    if "restore_best" in value:
+        if not isinstance(value["restore_best"], bool):
+            raise UsageError(f"{where}: stop_when_solved restore_best={value['restore_best']!r} must be true or false")
+        if value.get("on", STOP_ON[0]) != "evaluation":
+            raise UsageError(f"{where}: stop_when_solved restore_best keeps the best evaluation check, so it needs "
+                             "on: evaluation")
     from .callbacks import StopWhenSolved
 
     try:

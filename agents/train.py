@@ -262,7 +262,8 @@ def train(env_id: str | None = None, preset: str | None = None, cell: str | None
         save_last(model, run_dir)
         raise
     wall = time.perf_counter() - t0
-    if callback.last_eval_at != model.num_timesteps:
+    restored_from = getattr(stop, "restored_from", None)
+    if callback.last_eval_at != model.num_timesteps or restored_from is not None:  # restored: not the weights evaluated
         callback.evaluate_and_save()
     else:
         save_last(model, run_dir)
@@ -271,6 +272,7 @@ def train(env_id: str | None = None, preset: str | None = None, cell: str | None
                "num_timesteps": int(model.num_timesteps), "trainable_params": int(n_params),
                "last": callback.last, "best": callback.best,
                "stopped_when_solved_at": stop.stopped_at if stop is not None else None,
+               "restored_best_from": restored_from,
                "wall_time_s": round(wall, 2), "steps_per_s": round((model.num_timesteps - start_steps) / wall, 1)}
     atomic_write_text(run_dir / METRICS, json.dumps(metrics, indent=2))
     venv.close(), eval_env.close()

@@ -398,6 +398,7 @@ def train_one(task_id: str, label: str, seed: int, steps: int, eval_freq: int, c
               "ncp_hyper": ncp_hyper if policy.startswith("ncp-") else {}, "hyper": hyper,
               **({"normalize": normalize} if normalize else {}), **({FREEZE: freeze} if freeze is not None else {}),
               **({STOP: rule, "stopped_at": stopper.stopped_at} if stopper is not None else {}),
+              **({"restored_from": stopper.restored_from} if getattr(stopper, "restore_best", False) else {}),
               "versions": _versions()}
     path = Path(out) / "runs" / f"{run_name(task_id, label, seed, steps)}.json"
     path.parent.mkdir(parents=True, exist_ok=True)

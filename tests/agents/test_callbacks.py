@@ -1,12 +1,14 @@
 """FreezeNormalization: VecNormalize statistics stop at the given step, are still applied, and resume frozen.
 StopWhenSolved: training ends once the latest training episodes all reach the return, and only then.
-StopWhenEvaluationSolved: the same on a periodic deterministic evaluation of its own."""
+StopWhenEvaluationSolved: the same on a periodic deterministic evaluation of its own; with restore_best, a run
+never stopped ends with the weights and statistics of its best check."""
 from __future__ import annotations
 
 from copy import deepcopy
 
 import numpy as np
 import pytest
+import torch
 from stable_baselines3 import PPO
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 from stable_baselines3.common.env_util import make_vec_env
@@ -211,3 +213,62 @@ def test_the_rule_picks_its_callback_and_makes_an_env_only_for_evaluation() -> N
     evaluation = stop_callback({"reward": 5, "episodes": 2, "on": "evaluation"}, make_env, 100)
     assert isinstance(evaluation, StopWhenEvaluationSolved) and made == [1]
     assert (evaluation.reward, evaluation.episodes, evaluation.eval_freq) == (5.0, 2, 100)
+
+
+class _Snapshots(_Evaluations):
+    """Also records, at each check, the policy's weights and the training env's observation mean."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.snapshots: dict[int, tuple[dict, np.ndarray]] = {}
+
+    def _on_step(self) -> bool:
+        before = self.next_check
+        if self.num_timesteps >= before:
+            state = {k: v.clone() for k, v in self.model.policy.state_dict().items()}
+            self.snapshots[int(self.num_timesteps)] = (state, self.model.get_env().obs_rms.mean.copy())
+        return super()._on_step()
+
+
+class _SpoilAtTheEnd(BaseCallback):
+    """At the end of training, makes the policy push the cart one way only (CartPole falls within ~10 steps)."""
+
+    def _on_step(self) -> bool:
+        return True
+
+    def _on_training_end(self) -> None:
+        with torch.no_grad():
+            self.model.policy.action_net.weight.zero_()
+            self.model.policy.action_net.bias.copy_(torch.tensor([10.0, -10.0]))
+
+
+def test_restore_best_puts_back_the_weights_and_statistics_of_the_best_check() -> None:
+    model = _model()
+    stop = _Snapshots(VecNormalize(make_vec_env("CartPole-v1", n_envs=1, seed=123), training=False),
+                      reward=10_000.0, episodes=3, eval_freq=128, restore_best=True)
+    model.learn(1024, callback=CallbackList([_SpoilAtTheEnd(), stop]))
+    means = [float(np.mean(returns)) for _, returns in stop.checks]
+    assert len(means) == 8 and max(stop.last_returns) < 15  # last_returns: the spoilt final weights' evaluation
+    best = max(i for i, m in enumerate(means) if m == max(means))  # a tie goes to the later check
+    step = stop.checks[best][0]
+    assert stop.stopped_at is None and stop.restored_from == step and stop.best_mean == max(means) > 15
+    weights, obs_mean = stop.snapshots[step]
+    for name, tensor in model.policy.state_dict().items():
+        torch.testing.assert_close(tensor, weights[name], rtol=0, atol=0)
+    np.testing.assert_array_equal(model.get_env().obs_rms.mean, obs_mean)
+    assert step < 1024 and not np.array_equal(obs_mean, stop.snapshots[1024][1])  # they moved after that check
+
+
+def test_restore_best_leaves_alone_a_stopped_run_and_one_never_checked() -> None:
+    model = _model(normalize=False)
+    stop = StopWhenEvaluationSolved(make_vec_env("CartPole-v1", n_envs=1, seed=123), reward=0.0, episodes=2,
+                                    eval_freq=64, restore_best=True)
+    model.learn(1024, callback=CallbackList([_SpoilAtTheEnd(), stop]))
+    assert stop.stopped_at == 64 and stop.restored_from is None
+    assert model.policy.action_net.bias[0].item() == 10.0  # the weights as training left them
+    never = StopWhenEvaluationSolved(make_vec_env("CartPole-v1", n_envs=1, seed=123), reward=10_000.0, episodes=2,
+                                     eval_freq=10_000, restore_best=True)
+    model.learn(128, callback=CallbackList([_SpoilAtTheEnd(), never]))
+    assert never.restored_from is None and never.last_returns == [] and never.stopped_at is None
+    with pytest.raises(UsageError, match="restore_best"):
+        StopWhenEvaluationSolved(make_vec_env("CartPole-v1", n_envs=1), 500.0, 5, 1000, restore_best="yes")

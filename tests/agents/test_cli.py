@@ -160,6 +160,19 @@ def test_preset_stops_training_once_an_evaluation_is_solved(tiny_preset, tmp_pat
     assert metrics["stopped_when_solved_at"] == metrics["num_timesteps"] == 256  # the first evaluation passes
 
 
+def test_preset_never_solved_with_restore_best_trains_its_budget_and_says_what_it_kept(tiny_preset, tmp_path):
+    base = yaml.safe_load(tiny_preset.read_text())
+    preset = tmp_path / "stop_best.yaml"
+    preset.write_text(yaml.safe_dump({**base, "eval_freq": 256, "stop_when_solved": {
+        "reward": 10_000, "episodes": 2, "on": "evaluation", "restore_best": True}}))
+    out = tmp_path / "run"
+    assert main(["train", "--preset", str(preset), "--out", str(out), "--no-progress-bar", "--steps", "1024"]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["stopped_when_solved_at"] is None and metrics["num_timesteps"] == 1024
+    assert metrics["restored_best_from"] in (None, 256, 512, 768, 1024)
+    assert metrics["last"]["timesteps"] == 1024  # the weights it ends with were evaluated
+
+
 def _one_line_error(capsys, argv, *needles):
     assert main(argv) == 2
     captured = capsys.readouterr()

@@ -34,6 +34,9 @@ def test_an_unquoted_on_key_in_yaml_reads_as_on(tmp_path):
     path = tmp_path / "p.yaml"
     path.write_text("algo: PPO\nstop_when_solved: {reward: 500, episodes: 10, on: evaluation}\n")
     assert load_preset(str(path)).stop_when_solved == {"reward": 500, "episodes": 10, "on": "evaluation"}
+    path.write_text("algo: PPO\nstop_when_solved: {reward: 500, episodes: 20, on: evaluation, restore_best: true}\n")
+    assert load_preset(str(path)).stop_when_solved == {"reward": 500, "episodes": 20, "on": "evaluation",
+                                                       "restore_best": True}
 
 
 def test_linear_schedule_values():
@@ -70,6 +73,10 @@ def test_select_preset_by_env_and_cell():
     ({"algo": "PPO", "stop_when_solved": {"reward": 500, "episodes": 5, "on": "eval"}},
      r"on='eval' must be one of \['training', 'evaluation'\]"),
     ({"algo": "PPO", "stop_when_solved": {"reward": 500, "episodes": 5, "every": 3}}, r"must be null or a mapping"),
+    ({"algo": "PPO", "stop_when_solved": {"reward": 500, "episodes": 5, "restore_best": True}},
+     r"restore_best keeps the best evaluation check, so it needs on: evaluation"),
+    ({"algo": "PPO", "stop_when_solved": {"reward": 500, "episodes": 5, "on": "evaluation", "restore_best": 1}},
+     r"restore_best=1 must be true or false"),
     ({"env": "CartPole-v1"}, r"has no 'algo'"),
 ])
 def test_invalid_presets_give_one_line_errors(data, match):

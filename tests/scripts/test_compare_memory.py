@@ -131,7 +131,11 @@ def test_a_run_stops_once_an_evaluation_of_its_own_reaches_the_return(cm, tmp_pa
     result = cm.train_one("ncp/CartPoleNoVel-v1", "ncp-cfc+evs", 0, 4096, 512, 1, 2, {}, {}, str(tmp_path),
                           stop={cm.STOP: rule})
     assert result[cm.STOP] == rule and result["stopped_at"] == result["steps"] == 512  # the first check passes
-    assert cm.STOP_EVAL_SEED != cm.EVAL_SEED
+    assert cm.STOP_EVAL_SEED != cm.EVAL_SEED and "restored_from" not in result
+    best = {"reward": 10_000, "episodes": 2, "on": "evaluation", "restore_best": True}  # never met: keeps the best
+    result = cm.train_one("ncp/CartPoleNoVel-v1", "ncp-cfc+evsbest", 0, 1024, 512, 1, 2, {}, {}, str(tmp_path),
+                          stop={cm.STOP: best})
+    assert result["stopped_at"] is None and result["restored_from"] in (None, 512, 1024) and result["steps"] == 1024
     with pytest.raises(ValueError, match="--eval-freq"):
         cm.train_one("ncp/CartPoleNoVel-v1", "ncp-cfc+evs", 0, 512, 0, 1, 2, {}, {}, str(tmp_path),
                      stop={cm.STOP: rule})
@@ -144,7 +148,7 @@ def test_the_stop_option_is_checked_and_needs_a_tag(cm) -> None:
 
     assert cm._json_stop('{"reward": 500, "episodes": 10, "on": "evaluation"}')[0]["on"] == "evaluation"
     for bad in ('{"reward": 500}', '{"reward": 500, "episodes": 0}', "[500, 20]", "{reward: 500}",
-                '{"reward": 500, "episodes": 10, "on": "eval"}'):
+                '{"reward": 500, "episodes": 10, "on": "eval"}', '{"reward": 500, "episodes": 10, "restore_best": true}'):
         with pytest.raises(argparse.ArgumentTypeError, match="stop|JSON"):
             cm._json_stop(bad)
     with pytest.raises(SystemExit):
