@@ -179,12 +179,13 @@ def check_stop_when_solved(value: Any, where: str = "stop_when_solved") -> None:
         raise UsageError(f"{where}: stop_when_solved={value!r} must be null or a mapping "
                          "{reward: <return>, episodes: <count>[, on: training|evaluation][, restore_best: true]}, "
                          "e.g. {reward: 500, episodes: 20}")
-    if value.get("on", STOP_ON[0]) not in STOP_ON:
-        raise UsageError(f"{where}: stop_when_solved on={value['on']!r} must be one of {list(STOP_ON)}")
+    on = value.get("on", STOP_ON[0])
+    if on not in STOP_ON:
+        raise UsageError(f"{where}: stop_when_solved on={on!r} must be one of {list(STOP_ON)}")
     if "restore_best" in value:
         if not isinstance(value["restore_best"], bool):
             raise UsageError(f"{where}: stop_when_solved restore_best={value['restore_best']!r} must be true or false")
-        if value.get("on", STOP_ON[0]) != "evaluation":
+        if on != "evaluation":
             raise UsageError(f"{where}: stop_when_solved restore_best keeps the best evaluation check, so it needs "
                              "on: evaluation")
     from .callbacks import StopWhenSolved
