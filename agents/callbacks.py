@@ -266,14 +266,16 @@ def stop_callback(rule: dict[str, Any], make_eval_env: Callable[[], VecEnv], eva
     """Build the callback of a ``stop_when_solved`` rule (``agents.presets.check_stop_when_solved``).
 
     :param rule: ``{"reward", "episodes"}`` and optionally ``"on"``: ``"training"`` (default) or ``"evaluation"``,
-        and with ``"evaluation"`` optionally ``"restore_best"`` (:class:`StopWhenEvaluationSolved`)
+        and with ``"evaluation"`` optionally ``"restore_best"`` (:class:`StopWhenEvaluationSolved`) and
+        ``"eval_freq"`` (env steps between its checks, in place of the ``eval_freq`` argument)
     :param make_eval_env: called only for ``on: evaluation``: the env to evaluate on, seeded apart from any
         other evaluation of the run
-    :param eval_freq: env steps between evaluations (``on: evaluation``)
+    :param eval_freq: env steps between evaluations (``on: evaluation``) when the rule names none of its own
     :param verbose: 1: print a line when training stops
     :return: :class:`StopWhenSolved` or :class:`StopWhenEvaluationSolved`
     """
-    kwargs = {k: v for k, v in rule.items() if k != "on"}
+    kwargs = {k: v for k, v in rule.items() if k not in ("on", "eval_freq")}
     if rule.get("on", "training") == "evaluation":
-        return StopWhenEvaluationSolved(make_eval_env(), eval_freq=eval_freq, verbose=verbose, **kwargs)
+        return StopWhenEvaluationSolved(make_eval_env(), eval_freq=rule.get("eval_freq", eval_freq), verbose=verbose,
+                                        **kwargs)
     return StopWhenSolved(verbose=verbose, **kwargs)

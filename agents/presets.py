@@ -12,7 +12,9 @@ A preset file holds::
     stop_when_solved: {reward: 500, episodes: 20}   # end training once the last 20 training episodes each
                                   # returned >= 500 (null: always train the whole budget); with
                                   # on: evaluation, once 20 deterministic evaluation episodes (every
-                                  # eval_freq steps, start states of their own) each did
+                                  # eval_freq steps, start states of their own) each did; there
+                                  # restore_best: true keeps a run's best check and eval_freq: 5000
+                                  # checks on a period of its own
     frame_stack: null             # n frames for NCPExtractor with non-recurrent algos
     hyperparams: {...}            # algorithm kwargs; "lin_1e-3" = linear schedule from 1e-3
     policy_kwargs: {...}          # NCP policy / extractor kwargs (cell, units, ...)
@@ -35,6 +37,8 @@ from .errors import UsageError, unknown
 
 DEFAULT_PRESET = "default"
 STOP_ON = ("training", "evaluation")  # what stop_when_solved reads (its "on"; the first is the default)
+EVALUATION_ONLY = {"restore_best": "a run never stopped keeps its best check",  # stop_when_solved keys of on: evaluation
+                   "eval_freq": "env steps between checks"}
 
 
 @dataclass
@@ -168,26 +172,33 @@ def check_stop_when_solved(value: Any, where: str = "stop_when_solved") -> None:
     optionally ``"on": "training"`` (the default: the latest training episodes, :class:`StopWhenSolved`) or
     ``"evaluation"`` (a periodic deterministic evaluation of that many episodes,
     :class:`StopWhenEvaluationSolved`), and with ``"evaluation"`` optionally ``"restore_best": true|false``
-    (a run the rule never ends keeps the weights of its best check).
+    (a run the rule never ends keeps the weights of its best check) and ``"eval_freq": <env steps>`` (the
+    checks' period, in place of the preset's ``eval_freq``).
 
     :param value: the setting
     :param where: what to name in the error (the preset)
     :raises UsageError: when it is not such a mapping
     """
     if not isinstance(value, dict) or not {"reward", "episodes"} <= set(value) <= {"reward", "episodes", "on",
-                                                                                    "restore_best"}:
+                                                                                    *EVALUATION_ONLY}:
         raise UsageError(f"{where}: stop_when_solved={value!r} must be null or a mapping "
-                         "{reward: <return>, episodes: <count>[, on: training|evaluation][, restore_best: true]}, "
-                         "e.g. {reward: 500, episodes: 20}")
+                         "{reward: <return>, episodes: <count>[, on: training|evaluation][, restore_best: true]"
+                         "[, eval_freq: <env steps>]}, e.g. {reward: 500, episodes: 20}")
     on = value.get("on", STOP_ON[0])
     if on not in STOP_ON:
         raise UsageError(f"{where}: stop_when_solved on={on!r} must be one of {list(STOP_ON)}")
     if "restore_best" in value:
         if not isinstance(value["restore_best"], bool):
             raise UsageError(f"{where}: stop_when_solved restore_best={value['restore_best']!r} must be true or false")
-        if on != "evaluation":
-            raise UsageError(f"{where}: stop_when_solved restore_best keeps the best evaluation check, so it needs "
-                             "on: evaluation")
+    if "eval_freq" in value:
+        freq = value["eval_freq"]
+        if isinstance(freq, bool) or not isinstance(freq, int) or freq < 1:
+            raise UsageError(f"{where}: stop_when_solved eval_freq={freq!r} must be a positive number of env steps "
+                             "between checks")
+    for key in EVALUATION_ONLY:
+        if key in value and on != "evaluation":
+            raise UsageError(f"{where}: stop_when_solved {key} is a setting of the evaluation checks "
+                             f"({EVALUATION_ONLY[key]}), so it needs on: evaluation")
     from .callbacks import StopWhenSolved
 
     try:

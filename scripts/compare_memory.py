@@ -377,7 +377,7 @@ def train_one(task_id: str, label: str, seed: int, steps: int, eval_freq: int, c
     rule = _stop_rule(policy, task, stop or {})
     stopper = None
     if rule is not None:
-        if rule.get("on") == "evaluation" and not eval_freq:
+        if rule.get("on") == "evaluation" and not rule.get("eval_freq", eval_freq):
             raise ValueError("a stop rule on evaluation checks every --eval-freq env steps; give --eval-freq > 0")
         stopper = stop_callback(rule, lambda: _make_venv(task_id, task, policy, hyperparams, EVAL_ENVS, STOP_EVAL_SEED,
                                                          training=False, normalize=normalize), eval_freq)
@@ -660,8 +660,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--stop", type=_json_stop, default=None, metavar="JSON",
                         help='every policy\'s stop rule: training ends once its last <episodes> training episodes each '
                         'returned <reward> or more, e.g. \'{"reward": 500, "episodes": 20}\'; with "on": "evaluation", once '
-                        '<episodes> deterministic evaluation episodes every --eval-freq steps (start states apart from '
-                        'the final evaluation\'s) each did (null: never stop; default: the task\'s presets\')')
+                        '<episodes> deterministic evaluation episodes every --eval-freq steps (or the rule\'s own "eval_freq"; start '
+                        'states apart from the final evaluation\'s) each did, and with "restore_best": true a run never '
+                        'stopped keeps its best check (null: never stop; default: the task\'s presets\')')
     parser.add_argument("--tag", default="", help="suffix of the variant's labels: the NCP policies', and every policy's with --hyper, "
                         "--normalize or --stop "
                         "(required with overrides)")

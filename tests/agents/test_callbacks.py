@@ -213,6 +213,9 @@ def test_the_rule_picks_its_callback_and_makes_an_env_only_for_evaluation() -> N
     evaluation = stop_callback({"reward": 5, "episodes": 2, "on": "evaluation"}, make_env, 100)
     assert isinstance(evaluation, StopWhenEvaluationSolved) and made == [1]
     assert (evaluation.reward, evaluation.episodes, evaluation.eval_freq) == (5.0, 2, 100)
+    own = stop_callback({"reward": 5, "episodes": 2, "on": "evaluation", "eval_freq": 30, "restore_best": True},
+                        make_env, 100)  # the rule's own period wins over the run's
+    assert (own.eval_freq, own.next_check, own.restore_best) == (30, 30, True) and made == [1, 1]
 
 
 class _Snapshots(_Evaluations):
