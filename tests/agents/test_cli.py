@@ -158,6 +158,12 @@ def test_preset_stops_training_once_an_evaluation_is_solved(tiny_preset, tmp_pat
     assert main(["train", "--preset", str(preset), "--out", str(out), "--no-progress-bar", "--steps", "4096"]) == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["stopped_when_solved_at"] == metrics["num_timesteps"] == 256  # the first evaluation passes
+    own = tmp_path / "stop_eval_own.yaml"  # the rule's own period, shorter than the preset's evaluations
+    own.write_text(yaml.safe_dump({**base, "eval_freq": 1024, "stop_when_solved": {
+        "reward": 5, "episodes": 2, "on": "evaluation", "eval_freq": 128}}))
+    assert main(["train", "--preset", str(own), "--out", str(tmp_path / "own"), "--no-progress-bar",
+                 "--steps", "4096"]) == 0
+    assert json.loads((tmp_path / "own" / "metrics.json").read_text())["stopped_when_solved_at"] == 128
 
 
 def test_preset_never_solved_with_restore_best_trains_its_budget_and_says_what_it_kept(tiny_preset, tmp_path):

@@ -139,6 +139,11 @@ def test_a_run_stops_once_an_evaluation_of_its_own_reaches_the_return(cm, tmp_pa
     with pytest.raises(ValueError, match="--eval-freq"):
         cm.train_one("ncp/CartPoleNoVel-v1", "ncp-cfc+evs", 0, 512, 0, 1, 2, {}, {}, str(tmp_path),
                      stop={cm.STOP: rule})
+    own = {**rule, "eval_freq": 256}  # checks on a period of their own, with no curve points at all
+    result = cm.train_one("ncp/CartPoleNoVel-v1", "ncp-cfc+evs256", 0, 4096, 0, 1, 2, {}, {}, str(tmp_path),
+                          stop={cm.STOP: own})
+    assert result[cm.STOP] == own and result["stopped_at"] == result["steps"] == 256
+    assert [point[0] for point in result["curve"]] == [256]  # only the final evaluation
 
 
 def test_the_stop_option_is_checked_and_needs_a_tag(cm) -> None:
@@ -148,7 +153,8 @@ def test_the_stop_option_is_checked_and_needs_a_tag(cm) -> None:
 
     assert cm._json_stop('{"reward": 500, "episodes": 10, "on": "evaluation"}')[0]["on"] == "evaluation"
     for bad in ('{"reward": 500}', '{"reward": 500, "episodes": 0}', "[500, 20]", "{reward: 500}",
-                '{"reward": 500, "episodes": 10, "on": "eval"}', '{"reward": 500, "episodes": 10, "restore_best": true}'):
+                '{"reward": 500, "episodes": 10, "on": "eval"}', '{"reward": 500, "episodes": 10, "restore_best": true}',
+                '{"reward": 500, "episodes": 10, "on": "evaluation", "eval_freq": -5}'):
         with pytest.raises(argparse.ArgumentTypeError, match="stop|JSON"):
             cm._json_stop(bad)
     with pytest.raises(SystemExit):
