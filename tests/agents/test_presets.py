@@ -23,7 +23,8 @@ def test_cartpole_preset_is_rl_zoo_with_a_longer_horizon():
     assert p.stop_when_solved == {"reward": 500, "episodes": 20}  # a full-length episode, 20 in a row
     assert load_preset("cartpole_novel_ltc").cell == "ltc"
     ltc = load_preset("cartpole_novel_ltc")  # a memory cell, a stop on a greedy evaluation, else its best check
-    assert ltc.stop_when_solved == {"reward": 500, "episodes": 20, "on": "evaluation", "restore_best": True}
+    assert ltc.stop_when_solved == {"reward": 500, "episodes": 20, "on": "evaluation", "restore_best": True,
+                                    "eval_freq": 5000}  # checks twice as often as the preset's evaluations
     assert ltc.policy_kwargs["mixed_memory"] and not ltc.policy_kwargs["critic_mixed_memory"]
     pend = load_preset("pendulum_novel_cfc")
     assert (pend.n_envs, pend.hyperparams["n_steps"], pend.hyperparams["gamma"], pend.hyperparams["n_epochs"]) == (4, 1024, 0.9, 10)
