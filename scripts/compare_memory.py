@@ -380,7 +380,8 @@ def train_one(task_id: str, label: str, seed: int, steps: int, eval_freq: int, c
     stopper = None
     if rule is not None:
         if rule.get("on") == "evaluation" and not rule.get("eval_freq", eval_freq):
-            raise ValueError("a stop rule on evaluation checks every --eval-freq env steps; give --eval-freq > 0")
+            raise ValueError("a stop rule on evaluation checks every --eval-freq env steps; give --eval-freq > 0, or "
+                             "the rule an \"eval_freq\" of its own")
         stopper = stop_callback(rule, lambda: _make_venv(task_id, task, policy, hyperparams, EVAL_ENVS, STOP_EVAL_SEED,
                                                          training=False, normalize=normalize), eval_freq)
     if stopper is not None:
