@@ -79,7 +79,7 @@ def make_single_env(env_id: str, **kwargs: Any) -> gym.Env:
 
 
 def make_venv(config: dict[str, Any], n_envs: int, seed: int, training: bool,
-              render_mode: str | None = None) -> VecEnv:
+              render_mode: str | None = None, max_episode_steps: int | None = None) -> VecEnv:
     """Vectorised env as the config prescribes: Monitor → DummyVecEnv → VecFrameStack → VecNormalize.
 
     :param config: resolved run config (``env``, ``normalize``, ``frame_stack``, ``hyperparams``)
@@ -87,10 +87,13 @@ def make_venv(config: dict[str, Any], n_envs: int, seed: int, training: bool,
     :param seed: seed of the first copy (copy i gets seed + i)
     :param training: False freezes VecNormalize statistics and leaves rewards unnormalised (evaluation)
     :param render_mode: passed to every copy, e.g. ``"rgb_array"`` for recording
+    :param max_episode_steps: every copy's time limit in place of the env's own (``gym.make``'s), or None
     :return: the vectorised env
     """
     env_id = config["env"]
-    kwargs = {"render_mode": render_mode} if render_mode else {}
+    kwargs: dict[str, Any] = {"render_mode": render_mode} if render_mode else {}
+    if max_episode_steps is not None:
+        kwargs["max_episode_steps"] = int(max_episode_steps)
     make_single_env(env_id, **kwargs).close()  # fail early, with a one-line message
     venv: VecEnv = make_vec_env(lambda **kw: make_single_env(env_id, **kw), n_envs=n_envs, seed=seed,
                                 env_kwargs=kwargs, vec_env_cls=DummyVecEnv)

@@ -261,21 +261,23 @@ def _set_normalization_state(venv: VecEnv, state: dict[str, Any]) -> None:
         norm.obs_rms, norm.ret_rms = copy.deepcopy(state["obs_rms"]), copy.deepcopy(state["ret_rms"])
 
 
-def stop_callback(rule: dict[str, Any], make_eval_env: Callable[[], VecEnv], eval_freq: int,
+def stop_callback(rule: dict[str, Any], make_eval_env: Callable[[int | None], VecEnv], eval_freq: int,
                   verbose: int = 0) -> StopWhenSolved | StopWhenEvaluationSolved:
     """Build the callback of a ``stop_when_solved`` rule (``agents.presets.check_stop_when_solved``).
 
     :param rule: ``{"reward", "episodes"}`` and optionally ``"on"``: ``"training"`` (default) or ``"evaluation"``,
-        and with ``"evaluation"`` optionally ``"restore_best"`` (:class:`StopWhenEvaluationSolved`) and
-        ``"eval_freq"`` (env steps between its checks, in place of the ``eval_freq`` argument)
-    :param make_eval_env: called only for ``on: evaluation``: the env to evaluate on, seeded apart from any
-        other evaluation of the run
+        and with ``"evaluation"`` optionally ``"restore_best"`` (:class:`StopWhenEvaluationSolved`),
+        ``"eval_freq"`` (env steps between its checks, in place of the ``eval_freq`` argument) and
+        ``"episode_steps"`` (the checks' episodes end at this many steps instead of the env's time limit;
+        ``"reward"`` is then judged on those longer episodes)
+    :param make_eval_env: called only for ``on: evaluation``, with the rule's ``episode_steps`` (None: the env's
+        own time limit): the env to evaluate on, seeded apart from any other evaluation of the run
     :param eval_freq: env steps between evaluations (``on: evaluation``) when the rule names none of its own
     :param verbose: 1: print a line when training stops
     :return: :class:`StopWhenSolved` or :class:`StopWhenEvaluationSolved`
     """
-    kwargs = {k: v for k, v in rule.items() if k not in ("on", "eval_freq")}
+    kwargs = {k: v for k, v in rule.items() if k not in ("on", "eval_freq", "episode_steps")}
     if rule.get("on", "training") == "evaluation":
-        return StopWhenEvaluationSolved(make_eval_env(), eval_freq=rule.get("eval_freq", eval_freq), verbose=verbose,
-                                        **kwargs)
+        return StopWhenEvaluationSolved(make_eval_env(rule.get("episode_steps")),
+                                        eval_freq=rule.get("eval_freq", eval_freq), verbose=verbose, **kwargs)
     return StopWhenSolved(verbose=verbose, **kwargs)

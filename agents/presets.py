@@ -38,7 +38,8 @@ from .errors import UsageError, unknown
 DEFAULT_PRESET = "default"
 STOP_ON = ("training", "evaluation")  # what stop_when_solved reads (its "on"; the first is the default)
 EVALUATION_ONLY = {"restore_best": "a run never stopped keeps its best check",  # stop_when_solved keys of on: evaluation
-                   "eval_freq": "env steps between checks"}
+                   "eval_freq": "env steps between checks",
+                   "episode_steps": "the checks' episodes end at this many steps"}
 
 
 @dataclass
@@ -183,7 +184,7 @@ def check_stop_when_solved(value: Any, where: str = "stop_when_solved") -> None:
                                                                                     *EVALUATION_ONLY}:
         raise UsageError(f"{where}: stop_when_solved={value!r} must be null or a mapping "
                          "{reward: <return>, episodes: <count>[, on: training|evaluation][, restore_best: true]"
-                         "[, eval_freq: <env steps>]}, e.g. {reward: 500, episodes: 20}")
+                         "[, eval_freq: <env steps>][, episode_steps: <steps>]}, e.g. {reward: 500, episodes: 20}")
     on = value.get("on", STOP_ON[0])
     if on not in STOP_ON:
         raise UsageError(f"{where}: stop_when_solved on={on!r} must be one of {list(STOP_ON)}")
@@ -195,6 +196,11 @@ def check_stop_when_solved(value: Any, where: str = "stop_when_solved") -> None:
         if isinstance(freq, bool) or not isinstance(freq, int) or freq < 1:
             raise UsageError(f"{where}: stop_when_solved eval_freq={freq!r} must be a positive number of env steps "
                              "between checks")
+    if "episode_steps" in value:
+        limit = value["episode_steps"]
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise UsageError(f"{where}: stop_when_solved episode_steps={limit!r} must be a positive number of steps "
+                             "(the time limit of the checks' episodes)")
     for key in EVALUATION_ONLY:
         if key in value and on != "evaluation":
             raise UsageError(f"{where}: stop_when_solved {key} is a setting of the evaluation checks "

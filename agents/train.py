@@ -249,8 +249,9 @@ def train(env_id: str | None = None, preset: str | None = None, cell: str | None
         callbacks.insert(0, freeze)
     stop = None
     if config.get("stop_when_solved") is not None:
-        stop = stop_callback(config["stop_when_solved"], lambda: make_venv(
-            config, n_envs=1, seed=seed + STOP_EVAL_SEED_OFFSET, training=False), int(config["eval_freq"]), verbose)
+        stop = stop_callback(config["stop_when_solved"], lambda limit: make_venv(
+            config, n_envs=1, seed=seed + STOP_EVAL_SEED_OFFSET, training=False, max_episode_steps=limit),
+            int(config["eval_freq"]), verbose)
         callbacks.append(stop)
     t0 = time.perf_counter()
     try:

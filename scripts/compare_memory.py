@@ -285,7 +285,7 @@ def _make_model(policy: str, task: dict[str, Any], venv: Any, seed: int, ncp_kwa
 
 
 def _make_venv(task_id: str, task: dict[str, Any], policy: str, hyperparams: dict[str, Any], n_envs: int, seed: int,
-               training: bool, normalize: dict[str, Any] | None = None) -> Any:
+               training: bool, normalize: dict[str, Any] | None = None, max_episode_steps: int | None = None) -> Any:
     """Monitor → DummyVecEnv → (VecFrameStack for mlp4) → VecNormalize, via ``agents.build.make_venv``.
 
     :param task_id: Gymnasium id
@@ -297,6 +297,7 @@ def _make_venv(task_id: str, task: dict[str, Any], policy: str, hyperparams: dic
     :param training: False: frozen VecNormalize, unnormalised rewards (evaluation)
     :param normalize: VecNormalize kwargs over the task's (e.g. ``{"norm_obs": False}``); its
         ``freeze_normalization_after`` is :func:`train_one`'s
+    :param max_episode_steps: the copies' time limit in place of the task's (a stop rule's ``episode_steps``)
     :return: the vectorised env
     """
     from agents.build import make_venv
@@ -306,7 +307,7 @@ def _make_venv(task_id: str, task: dict[str, Any], policy: str, hyperparams: dic
     norm = kwargs if task["normalize"] or kwargs else False
     config = {"env": task_id, "normalize": norm,
               "frame_stack": FRAME_STACK if policy == "mlp4" else None, "hyperparams": hyperparams}
-    return make_venv(config, n_envs=n_envs, seed=seed, training=training)
+    return make_venv(config, n_envs=n_envs, seed=seed, training=training, max_episode_steps=max_episode_steps)
 
 
 def train_one(task_id: str, label: str, seed: int, steps: int, eval_freq: int, curve_episodes: int, episodes: int,
@@ -382,8 +383,9 @@ def train_one(task_id: str, label: str, seed: int, steps: int, eval_freq: int, c
         if rule.get("on") == "evaluation" and not rule.get("eval_freq", eval_freq):
             raise ValueError("a stop rule on evaluation checks every --eval-freq env steps; give --eval-freq > 0, or "
                              "the rule an \"eval_freq\" of its own")
-        stopper = stop_callback(rule, lambda: _make_venv(task_id, task, policy, hyperparams, EVAL_ENVS, STOP_EVAL_SEED,
-                                                         training=False, normalize=normalize), eval_freq)
+        stopper = stop_callback(rule, lambda limit: _make_venv(task_id, task, policy, hyperparams, EVAL_ENVS,
+                                                               STOP_EVAL_SEED, training=False, normalize=normalize,
+                                                               max_episode_steps=limit), eval_freq)
     if stopper is not None:
         callbacks.append(stopper)  # after the curve point of the same step
     start = time.perf_counter()

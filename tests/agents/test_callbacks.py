@@ -201,21 +201,58 @@ def test_invalid_evaluation_stop_settings_are_rejected(kwargs, needle) -> None:
 
 
 def test_the_rule_picks_its_callback_and_makes_an_env_only_for_evaluation() -> None:
-    made: list[int] = []
+    made: list[int | None] = []
 
-    def make_env():
-        made.append(1)
+    def make_env(limit):
+        made.append(limit)
         return make_vec_env("CartPole-v1", n_envs=1)
 
     training = stop_callback({"reward": 5, "episodes": 2}, make_env, 100)
     assert type(training) is StopWhenSolved and not made
     assert type(stop_callback({"reward": 5, "episodes": 2, "on": "training"}, make_env, 100)) is StopWhenSolved
     evaluation = stop_callback({"reward": 5, "episodes": 2, "on": "evaluation"}, make_env, 100)
-    assert isinstance(evaluation, StopWhenEvaluationSolved) and made == [1]
+    assert isinstance(evaluation, StopWhenEvaluationSolved) and made == [None]
     assert (evaluation.reward, evaluation.episodes, evaluation.eval_freq) == (5.0, 2, 100)
     own = stop_callback({"reward": 5, "episodes": 2, "on": "evaluation", "eval_freq": 30, "restore_best": True},
                         make_env, 100)  # the rule's own period wins over the run's
-    assert (own.eval_freq, own.next_check, own.restore_best) == (30, 30, True) and made == [1, 1]
+    assert (own.eval_freq, own.next_check, own.restore_best) == (30, 30, True) and made == [None, None]
+    longer = stop_callback({"reward": 1000, "episodes": 2, "on": "evaluation", "episode_steps": 1000}, make_env, 100)
+    assert made == [None, None, 1000] and longer.reward == 1000.0  # the env is made with the checks' time limit
+
+
+def _balance_for(steps: int):
+    """:return: a ``predict`` for CartPole (one env) that balances the pole for ``steps`` steps of each episode,
+    then always pushes left."""
+    t = [0]
+
+    def predict(obs, state=None, episode_start=None, deterministic=True):
+        t[0] = 0 if episode_start is not None and episode_start[0] else t[0] + 1
+        x, x_dot, theta, theta_dot = obs[0]
+        return np.array([int(t[0] < steps and theta + 0.5 * theta_dot > 0)]), state
+
+    return predict
+
+
+def test_checks_with_a_longer_time_limit_see_a_policy_fail_that_the_task_s_limit_hides() -> None:
+    """A policy that keeps CartPole up for 60-odd steps and then lets it fall passes checks limited to 50 steps
+    and fails checks of 200 steps: ``episode_steps`` reaches the env the checks run on."""
+    from agents.build import make_venv
+
+    def make(limit):
+        return make_venv({"env": "CartPole-v1", "normalize": False}, n_envs=1, seed=0, training=False,
+                         max_episode_steps=limit)
+
+    assert make(50).envs[0].spec.max_episode_steps == 50
+    model = PPO("MlpPolicy", make_vec_env("CartPole-v1", n_envs=1, seed=0), seed=0)
+
+    def check(limit):
+        stop = stop_callback({"reward": limit, "episodes": 3, "on": "evaluation", "episode_steps": limit}, make, 1)
+        stop.init_callback(model)
+        model.predict = _balance_for(60)  # a controller that gives up after 60 steps
+        return stop._evaluate()
+
+    assert check(50) == [50.0] * 3  # every episode cut at the checks' limit: solved
+    assert 60 < max(check(200)) < 100  # the pole falls soon after the controller gives up: not solved
 
 
 class _Snapshots(_Evaluations):

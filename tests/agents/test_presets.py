@@ -83,6 +83,13 @@ def test_select_preset_by_env_and_cell():
      r"eval_freq=0 must be a positive number of env steps between checks"),
     ({"algo": "PPO", "stop_when_solved": {"reward": 500, "episodes": 5, "on": "evaluation", "eval_freq": 5e3}},
      r"eval_freq=5000.0 must be a positive number"),
+    ({"algo": "PPO", "stop_when_solved": {"reward": 1000, "episodes": 5, "episode_steps": 1000}},
+     r"episode_steps is a setting of the evaluation checks \(the checks' episodes end at this many steps\), so it "
+     r"needs on: evaluation"),
+    ({"algo": "PPO", "stop_when_solved": {"reward": 1000, "episodes": 5, "on": "evaluation", "episode_steps": 0}},
+     r"episode_steps=0 must be a positive number of steps \(the time limit of the checks' episodes\)"),
+    ({"algo": "PPO", "stop_when_solved": {"reward": 1000, "episodes": 5, "on": "evaluation", "episode_steps": True}},
+     r"episode_steps=True must be a positive number"),
     ({"algo": "PPO", "stop_when_solved": {"reward": 500, "episodes": 5, "on": "evaluation", "restore_best": 1}},
      r"restore_best=1 must be true or false"),
     ({"env": "CartPole-v1"}, r"has no 'algo'"),
