@@ -164,6 +164,12 @@ def test_preset_stops_training_once_an_evaluation_is_solved(tiny_preset, tmp_pat
     assert main(["train", "--preset", str(own), "--out", str(tmp_path / "own"), "--no-progress-bar",
                  "--steps", "4096"]) == 0
     assert json.loads((tmp_path / "own" / "metrics.json").read_text())["stopped_when_solved_at"] == 128
+    short = tmp_path / "stop_eval_short.yaml"  # the same easy return, on check episodes cut at 3 steps: never met
+    short.write_text(yaml.safe_dump({**base, "eval_freq": 256, "stop_when_solved": {
+        "reward": 5, "episodes": 2, "on": "evaluation", "episode_steps": 3}}))
+    assert main(["train", "--preset", str(short), "--out", str(tmp_path / "short"), "--no-progress-bar",
+                 "--steps", "1024"]) == 0
+    assert json.loads((tmp_path / "short" / "metrics.json").read_text())["stopped_when_solved_at"] is None
 
 
 def test_preset_never_solved_with_restore_best_trains_its_budget_and_says_what_it_kept(tiny_preset, tmp_path):
