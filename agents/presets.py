@@ -191,16 +191,11 @@ def check_stop_when_solved(value: Any, where: str = "stop_when_solved") -> None:
     if "restore_best" in value:
         if not isinstance(value["restore_best"], bool):
             raise UsageError(f"{where}: stop_when_solved restore_best={value['restore_best']!r} must be true or false")
-    if "eval_freq" in value:
-        freq = value["eval_freq"]
-        if isinstance(freq, bool) or not isinstance(freq, int) or freq < 1:
-            raise UsageError(f"{where}: stop_when_solved eval_freq={freq!r} must be a positive number of env steps "
-                             "between checks")
-    if "episode_steps" in value:
-        limit = value["episode_steps"]
-        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
-            raise UsageError(f"{where}: stop_when_solved episode_steps={limit!r} must be a positive number of steps "
-                             "(the time limit of the checks' episodes)")
+    for key, what in (("eval_freq", "env steps between checks"),
+                      ("episode_steps", "steps (the time limit of the checks' episodes)")):
+        count = value.get(key, 1)
+        if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+            raise UsageError(f"{where}: stop_when_solved {key}={count!r} must be a positive number of {what}")
     for key in EVALUATION_ONLY:
         if key in value and on != "evaluation":
             raise UsageError(f"{where}: stop_when_solved {key} is a setting of the evaluation checks "
