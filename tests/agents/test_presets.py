@@ -26,6 +26,7 @@ def test_cartpole_preset_is_rl_zoo_with_a_longer_horizon():
     assert ltc.stop_when_solved == {"reward": 500, "episodes": 20, "on": "evaluation", "restore_best": True,
                                     "eval_freq": 5000}  # checks twice as often as the preset's evaluations
     assert ltc.policy_kwargs["mixed_memory"] and not ltc.policy_kwargs["critic_mixed_memory"]
+    assert ltc.policy_kwargs["memory_lr_scale"] == 1.0  # the memory cell at the algorithm's rate, the LTC at 3x
     pend = load_preset("pendulum_novel_cfc")
     assert (pend.n_envs, pend.hyperparams["n_steps"], pend.hyperparams["gamma"], pend.hyperparams["n_epochs"]) == (4, 1024, 0.9, 10)
 
